@@ -1,0 +1,275 @@
+"""Padding, masking and bucketed batching of variable-length sequences."""
+
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+from keras_seqrnn.validation import check_positive_int
+
+
+def pad(
+    sequences: list[np.ndarray] | np.ndarray,
+    max_length: int | None = None,
+    value: float = 0.0,
+    dtype: str = "float32",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pads variable-length sequences at the end to a common length.
+
+    Sequences are never truncated.
+
+    Args:
+        sequences: List of arrays of shape `(length, features)` (`length` may
+            be 0), or an already padded array of shape
+            `(batch, length, features)`. Values must be finite.
+        max_length: Length to pad to. Defaults to the longest sequence.
+        value: Padding value.
+        dtype: Dtype of the padded array.
+
+    Returns:
+        Tuple `(padded, lengths)`: `padded` of shape
+        `(batch, max_length, features)` and the int32 `lengths` of shape
+        `(batch,)`.
+
+    Raises:
+        ValueError: If `sequences` is empty, a sequence is not 2-D, has a
+            different number of features than the first one or has a
+            non-finite value, or if a sequence is longer than `max_length`.
+
+    Example:
+
+    >>> padded, lengths = pad([np.ones((2, 3)), np.ones((1, 3))])
+    >>> padded.shape, lengths
+    ((2, 2, 3), array([2, 1], dtype=int32))
+    """
+    sequences = _validate_sequences(sequences)
+    lengths = np.array([len(sequence) for sequence in sequences], dtype="int32")
+    if max_length is None:
+        max_length = int(lengths.max())
+    else:
+        _check_non_negative_int("max_length", max_length)
+        too_long = np.flatnonzero(lengths > max_length)
+        if too_long.size:
+            index = too_long[0]
+            raise ValueError(
+                f"Received an invalid value for argument `max_length`: "
+                f"sequence {index} has length {lengths[index]}, longer than "
+                f"`max_length={max_length}`. Sequences are never truncated; "
+                "pass a larger `max_length` or `None`."
+            )
+    padded = np.full(
+        (len(sequences), max_length, sequences[0].shape[1]), value, dtype=dtype
+    )
+    for row, sequence in zip(padded, sequences):
+        row[: len(sequence)] = sequence
+    return padded, lengths
+
+
+def mask_from_lengths(lengths: np.ndarray, max_length: int) -> np.ndarray:
+    """Builds a boolean mask that is `True` on the valid steps.
+
+    Args:
+        lengths: 1-D integer array of sequence lengths, each in
+            `[0, max_length]`.
+        max_length: Number of time steps of the mask.
+
+    Returns:
+        Boolean array of shape `(len(lengths), max_length)` whose row `i` is
+        `True` on its first `lengths[i]` steps.
+
+    Raises:
+        ValueError: If `lengths` is not a 1-D integer array, a length is
+            negative or greater than `max_length`, or `max_length` is
+            negative.
+
+    Example:
+
+    >>> mask_from_lengths([2, 0], max_length=3)
+    array([[ True,  True, False],
+           [False, False, False]])
+    """
+    _check_non_negative_int("max_length", max_length)
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(
+            "Received an invalid value for argument `lengths`, expected a "
+            f"1-D array of integers, got shape {lengths.shape} and dtype "
+            f"{lengths.dtype}."
+        )
+    invalid = np.flatnonzero((lengths < 0) | (lengths > max_length))
+    if invalid.size:
+        index = invalid[0]
+        raise ValueError(
+            "Received an invalid value for argument `lengths`, expected "
+            f"values in [0, max_length={max_length}], got {lengths[index]} "
+            f"at index {index}."
+        )
+    return np.arange(max_length) < lengths[:, None]
+
+
+def bucketed_dataset(
+    sequences: list[np.ndarray] | np.ndarray,
+    labels: np.ndarray | None = None,
+    batch_size: int = 32,
+    bucket_boundaries: list[int] | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+    drop_remainder: bool = False,
+    pad_value: float = 0.0,
+) -> tf.data.Dataset:
+    """Batches variable-length sequences of similar lengths together.
+
+    Sequences are grouped into buckets by length and each batch is padded
+    at the end only to its own longest sequence, which wastes far less
+    computation than padding everything to the global maximum. Every
+    sequence appears exactly once per epoch (unless `drop_remainder=True`).
+
+    Args:
+        sequences: List of arrays of shape `(length, features)`, or an
+            already padded array of shape `(batch, length, features)`.
+            Values must be finite.
+        labels: Optional array with one label (or label array) per sequence.
+        batch_size: Maximum number of sequences per batch.
+        bucket_boundaries: Increasing positive lengths separating the
+            buckets; bucket `i` holds the lengths in
+            `[bucket_boundaries[i - 1], bucket_boundaries[i])`. Defaults to
+            quantiles of the lengths, about one bucket per `batch_size`
+            sequences.
+        shuffle: Whether to shuffle the sequences before bucketing, anew
+            each epoch.
+        seed: Shuffling seed; the same seed gives the same order.
+        drop_remainder: Whether to drop each bucket's last, smaller batch.
+        pad_value: Padding value.
+
+    Returns:
+        A `tf.data.Dataset` of float32 batches of shape
+        `(batch, batch_length, features)`, paired with their labels as
+        `(batch, labels)` when `labels` is given.
+
+    Raises:
+        ValueError: If the sequences are invalid (as for `pad`), the number
+            of labels differs from the number of sequences, or an argument
+            is out of range.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> sequences = [rng.normal(size=(n, 3)) for n in (5, 9, 4, 8)]
+    >>> dataset = bucketed_dataset(sequences, batch_size=2)
+    >>> [batch.shape[1] for batch in dataset]
+    [5, 8, 9]
+    """
+    sequences = _validate_sequences(sequences)
+    check_positive_int("batch_size", batch_size)
+    lengths = np.array([len(sequence) for sequence in sequences])
+    if labels is not None and len(labels) != len(sequences):
+        raise ValueError(
+            "Received an invalid value for argument `labels`, expected one "
+            f"label per sequence ({len(sequences)}), got {len(labels)}."
+        )
+    if bucket_boundaries is None:
+        bucket_boundaries = _default_bucket_boundaries(lengths, batch_size)
+    elif not all(
+        isinstance(boundary, numbers.Integral) and boundary > 0
+        for boundary in bucket_boundaries
+    ) or np.any(np.diff(bucket_boundaries) <= 0):
+        raise ValueError(
+            "Received an invalid value for argument `bucket_boundaries`, "
+            "expected strictly increasing positive integers, got "
+            f"{bucket_boundaries!r}."
+        )
+
+    values = tf.constant(np.concatenate(sequences), dtype="float32")
+    ends = np.cumsum(lengths)
+    starts, ends = tf.constant(ends - lengths), tf.constant(ends)
+    if labels is not None:
+        labels = tf.constant(np.asarray(labels))
+
+    def element(index):
+        sequence = values[starts[index] : ends[index]]
+        return sequence if labels is None else (sequence, labels[index])
+
+    dataset = tf.data.Dataset.range(len(sequences))
+    if shuffle:
+        dataset = dataset.shuffle(len(sequences), seed=seed)
+    dataset = dataset.map(element).bucket_by_sequence_length(
+        element_length_func=lambda sequence, *_: tf.shape(sequence)[0],
+        bucket_boundaries=[int(boundary) for boundary in bucket_boundaries],
+        bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
+        padding_values=(
+            tf.constant(pad_value, "float32")
+            if labels is None
+            else (tf.constant(pad_value, "float32"), None)
+        ),
+        drop_remainder=drop_remainder,
+    )
+    # Each bucket's size is fixed whatever the order, so the batch count is
+    # known; Keras warns that unknown-cardinality input "ran out of data".
+    bucket_sizes = np.bincount(
+        np.searchsorted(bucket_boundaries, lengths, side="right"),
+        minlength=len(bucket_boundaries) + 1,
+    )
+    rounding = np.floor_divide if drop_remainder else _ceil_divide
+    num_batches = int(rounding(bucket_sizes, batch_size).sum())
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _ceil_divide(a, b):
+    return -(-a // b)
+
+
+def _default_bucket_boundaries(lengths, batch_size):
+    num_buckets = max(len(lengths) // batch_size, 1)
+    quantiles = np.quantile(
+        lengths, np.linspace(0, 1, num_buckets + 1)[1:-1], method="higher"
+    )
+    # Boundaries are exclusive upper bounds: `q + 1` keeps length `q` below.
+    return np.unique(quantiles) + 1
+
+
+def _validate_sequences(sequences):
+    if isinstance(sequences, np.ndarray) and sequences.ndim != 3:
+        raise ValueError(
+            "Received an invalid value for argument `sequences`, expected a "
+            "list of 2-D arrays or a 3-D array, got an array of shape "
+            f"{sequences.shape}."
+        )
+    if len(sequences) == 0:
+        raise ValueError(
+            "Received an invalid value for argument `sequences`, expected at "
+            "least one sequence, got none."
+        )
+    sequences = [np.asarray(sequence) for sequence in sequences]
+    features = sequences[0].shape[-1:]
+    for index, sequence in enumerate(sequences):
+        if sequence.ndim != 2:
+            raise ValueError(
+                "Received an invalid value for argument `sequences`, expected "
+                "arrays of shape (length, features), got shape "
+                f"{sequence.shape} for sequence {index}."
+            )
+        if sequence.shape[1:] != features:
+            raise ValueError(
+                "Received an invalid value for argument `sequences`, expected "
+                f"{features[0]} features (as in sequence 0), got "
+                f"{sequence.shape[1]} for sequence {index}."
+            )
+        if not np.isfinite(sequence).all():
+            raise ValueError(
+                "Received an invalid value for argument `sequences`, expected "
+                f"finite values, got NaN or infinity in sequence {index}."
+            )
+    return sequences
+
+
+def _check_non_negative_int(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < 0
+    ):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a "
+            f"non-negative integer, got {value!r}."
+        )

@@ -1,0 +1,129 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+import keras_seqrnn
+from keras_seqrnn import cli
+
+TS_HEADER = """@problemName Toy
+@univariate false
+@dimensions 2
+@equalLength false
+@classLabel true up down
+@data
+"""
+
+
+def _write_ts(path, rng, count=24):
+    lines = []
+    for i in range(count):
+        label = "up" if i % 2 else "down"
+        length = rng.integers(3, 7)
+        sign = 1.0 if label == "up" else -1.0
+        dims = [
+            ",".join(f"{sign + v:.4f}" for v in rng.normal(size=length) * 0.3)
+            for _ in range(2)
+        ]
+        lines.append(":".join(dims) + f":{label}")
+    path.write_text(TS_HEADER + "\n".join(lines) + "\n")
+    return path
+
+
+def test_train_on_ts_files(rng, tmp_path, capsys):
+    train = _write_ts(tmp_path / "toy_TRAIN.ts", rng)
+    test = _write_ts(tmp_path / "toy_TEST.ts", rng)
+    out = tmp_path / "run"
+    status = cli.main(
+        [
+            "train",
+            "--data", str(train),
+            "--test-data", str(test),
+            "--out", str(out),
+            "--units", "8",
+            "--layers", "1",
+            "--epochs", "12",
+            "--lr", "0.03",
+            "--batch-size", "8",
+        ]
+    )
+    assert status == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.keras"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["label_names"] == ["up", "down"]
+    assert metrics["test_accuracy"] > 0.9
+    assert metrics["train_sequences"] == 24
+    assert metrics["config"]["units"] == 8
+    report = capsys.readouterr().out
+    assert "| test accuracy" in report
+    assert f"{100 * metrics['test_accuracy']:.2f} %" in report
+
+
+def test_bundled_data_one_epoch(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["train", "--out", str(out), "--epochs", "1", "--units", "8"]
+    assert cli.main(argv + ["--layers", "1", "--batch-size", "128"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["train_sequences"], metrics["test_sequences"]) == (270, 370)
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train"],
+        ["train", "--out", "x", "--units", "0"],
+        ["train", "--out", "x", "--highway", "sideways"],
+        ["train", "--out", "x", "--lr", "-1"],
+        ["fly"],
+    ],
+    ids=["no_out", "units", "highway", "lr", "command"],
+)
+def test_bad_arguments_exit_2(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert "usage: seqrnn" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_console_script_version():
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_seqrnn.cli", "--version"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"seqrnn {keras_seqrnn.__version__}"
+
+
+def test_malformed_data_file_exits_1_and_writes_nothing(rng, tmp_path, capsys):
+    train = _write_ts(tmp_path / "bad_TRAIN.ts", rng)
+    lines = train.read_text().splitlines()
+    lines[9] = lines[9].replace(",", ",abc,", 1)
+    train.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(train), "--test-data", str(train)]
+    assert cli.main(argv + ["--out", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("seqrnn: error: ")
+    assert "bad_TRAIN.ts, line 10" in error
+    assert len(error.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--test-data", "t.ts"], "--test-data is only for .ts files"),
+        (["--data", "missing.ts", "--test-data", "t.ts"], "missing.ts"),
+        (["--data", "only.ts"], "give its test file with --test-data"),
+    ],
+    ids=["bundled_with_test", "missing_file", "no_test_file"],
+)
+def test_data_errors_exit_1(extra, message, tmp_path, capsys):
+    assert cli.main(["train", "--out", str(tmp_path / "run"), *extra]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
