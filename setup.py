@@ -38,6 +38,7 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6.29",
+            "tensorboard>=2.20",
         ],
     },
     entry_points={"console_scripts": ["seqrnn=keras_seqrnn.cli:main"]},

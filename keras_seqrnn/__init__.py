@@ -13,10 +13,16 @@ from keras_seqrnn import data as data
 from keras_seqrnn import datasets as datasets
 from keras_seqrnn import recurrence as recurrence
 from keras_seqrnn import reference as reference
-from keras_seqrnn.classifier import build_classifier as build_classifier
 from keras_seqrnn.highway_stacked_rnn import (
     HighwayStackedRNN as HighwayStackedRNN,
 )
+from keras_seqrnn.sequence_classifier import (
+    SequenceClassifier as SequenceClassifier,
+)
+from keras_seqrnn.sequence_classifier import (
+    build_classifier as build_classifier,
+)
+from keras_seqrnn import training as training
 from keras_seqrnn.version import __version__ as __version__
 from keras_seqrnn.weight_shared_rnn_cell import (
     WeightSharedRNNCell as WeightSharedRNNCell,
@@ -24,11 +30,13 @@ from keras_seqrnn.weight_shared_rnn_cell import (
 
 __all__ = [
     "HighwayStackedRNN",
+    "SequenceClassifier",
     "WeightSharedRNNCell",
     "build_classifier",
     "data",
     "datasets",
     "recurrence",
     "reference",
+    "training",
     "__version__",
 ]

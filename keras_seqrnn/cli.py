@@ -1,59 +1,125 @@
-"""The `seqrnn` command line: train a sequence classifier and report on it."""
+"""The `seqrnn` command line: train, evaluate and predict."""
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 import time
 
+import keras
+import numpy as np
+
+from keras_seqrnn import atomic
+from keras_seqrnn import data
+from keras_seqrnn import datasets
+from keras_seqrnn.sequence_classifier import SequenceClassifier
+from keras_seqrnn.sequence_classifier import build_classifier
 from keras_seqrnn.version import __version__
 
 BUNDLED_DATA = ("japanese_vowels",)
 # The JapaneseVowels files label the speakers 1 to 9.
 JAPANESE_VOWELS_LABELS = tuple(str(k) for k in range(1, 10))
+HIGHWAY_CHOICES = ("depth", "time", "both", "none")
+CHECKPOINT = "checkpoint.keras"
+CHECKPOINT_STATE = "checkpoint.json"
 
 
 class DataError(ValueError):
-    """Data that cannot be trained on, reported as one line, exit code 1."""
-HIGHWAY_CHOICES = ("depth", "time", "both", "none")
+    """Data or options that cannot be used: one line, exit code 1."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
+    default = (lambda value: argparse.SUPPRESS) if suppress_defaults else (
+        lambda value: value
+    )
     parser = argparse.ArgumentParser(
         prog="seqrnn",
-        description="Train and report on keras_seqrnn sequence classifiers.",
+        description="Train, evaluate and use keras_seqrnn sequence "
+        "classifiers.",
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+
     train = commands.add_parser(
         "train",
-        help="train a classifier and report its test accuracy",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="train a classifier, save it and report its test accuracy",
+        formatter_class=formatter,
     )
-    train.add_argument(
-        "--data",
-        default="japanese_vowels",
-        help="a bundled data set (japanese_vowels) or a UEA/UCR .ts "
-        "training file",
-    )
-    train.add_argument(
-        "--test-data", help="the .ts test file, with a .ts --data file"
-    )
+    _add_data_arguments(train, default)
     train.add_argument(
         "--out", required=True, type=pathlib.Path, help="output folder"
     )
-    train.add_argument("--units", type=_positive_int, default=64)
-    train.add_argument("--layers", type=_positive_int, default=2)
-    train.add_argument("--highway", choices=HIGHWAY_CHOICES, default="depth")
-    train.add_argument("--epochs", type=_positive_int, default=60)
-    train.add_argument("--batch-size", type=_positive_int, default=32)
-    train.add_argument("--lr", type=_positive_float, default=3e-3)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--units", type=_positive_int, default=default(64))
+    train.add_argument("--layers", type=_positive_int, default=default(2))
+    train.add_argument(
+        "--highway", choices=HIGHWAY_CHOICES, default=default("depth")
+    )
+    train.add_argument("--epochs", type=_positive_int, default=default(60))
+    train.add_argument(
+        "--batch-size", type=_positive_int, default=default(32)
+    )
+    train.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=default(3e-3),
+        help="peak learning rate of Adam (cosine decay to 0)",
+    )
+    train.add_argument(
+        "--clip-norm",
+        type=_clip_norm,
+        default=default(1.0),
+        help="largest global gradient norm, or 'none'",
+    )
+    train.add_argument(
+        "--dropout", type=_rate, default=default(0.0), help="dropout rate"
+    )
+    train.add_argument(
+        "--validation-split",
+        type=_rate,
+        default=default(0.0),
+        help="fraction of the training data held out for validation",
+    )
+    train.add_argument("--seed", type=int, default=default(0))
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out from its last checkpoint",
+    )
     train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="print a model's accuracy and confusion matrix",
+        formatter_class=formatter,
+    )
+    evaluate.add_argument("model", type=pathlib.Path, help="a .keras file")
+    _add_data_arguments(evaluate, default)
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="print the predicted label of every sequence"
+    )
+    predict.add_argument("model", type=pathlib.Path, help="a .keras file")
+    predict.add_argument("file", help="a UEA/UCR .ts file (labels optional)")
+    predict.set_defaults(run=_predict)
     return parser
+
+
+def _add_data_arguments(parser, default):
+    parser.add_argument(
+        "--data",
+        default=default("japanese_vowels"),
+        help="a bundled data set (japanese_vowels) or a UEA/UCR .ts "
+        "training file",
+    )
+    parser.add_argument(
+        "--test-data",
+        default=default(None),
+        help="the .ts test file, with a .ts --data file",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -73,118 +139,340 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0 or value == float("inf"):
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(
             f"expected a positive number, got {text!r}"
         )
     return value
 
 
-def _load(args):
-    from keras_seqrnn import datasets
+def _clip_norm(text: str) -> float | None:
+    return None if text.lower() == "none" else _positive_float(text)
 
-    if args.data in BUNDLED_DATA:
-        if args.test_data is not None:
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in [0, 1), got {text!r}"
+        )
+    return value
+
+
+def _load_splits(data, test_data):
+    """`((x_train, y_train), (x_test, y_test)), label_names`."""
+
+    if data in BUNDLED_DATA:
+        if test_data is not None:
             raise DataError(
-                f"--test-data is only for .ts files; {args.data!r} is a "
-                "bundled data set with its own test split."
+                f"--test-data is only for .ts files; {data!r} is a bundled "
+                "data set with its own test split."
             )
         return datasets.load_japanese_vowels(), JAPANESE_VOWELS_LABELS
-    if args.test_data is None:
+    if test_data is None:
         raise DataError(
-            f"--data {args.data!r} is a file: give its test file with "
-            "--test-data."
+            f"--data {data!r} is a file: give its test file with --test-data."
         )
-    train = datasets.load_ts(args.data)
-    test = datasets.load_ts(args.test_data)
-    for name, split in ((args.data, train), (args.test_data, test)):
-        if split.labels is None:
-            raise DataError(f"{name}: the file has no class labels.")
+    train = _load_labelled(data)
+    test = _load_labelled(test_data)
     if test.label_names != train.label_names:
         raise DataError(
-            f"{args.test_data}: class labels {list(test.label_names)} differ "
-            f"from the training file's {list(train.label_names)}."
+            f"{test_data}: class labels {list(test.label_names)} differ from "
+            f"the training file's {list(train.label_names)}."
         )
     splits = ((train.sequences, train.labels), (test.sequences, test.labels))
     return splits, train.label_names
 
 
-def _train(args) -> int:
-    import keras
-    import numpy as np
+def _load_labelled(path):
 
-    from keras_seqrnn import atomic
-    from keras_seqrnn import build_classifier
-    from keras_seqrnn import data
+    dataset = datasets.load_ts(path)
+    if dataset.labels is None:
+        raise DataError(f"{path}: the file has no class labels.")
+    return dataset
 
-    ((x_train, y_train), (x_test, y_test)), label_names = _load(args)
+
+def _explicit_options(argv) -> set[str]:
+    return set(vars(_parser(suppress_defaults=True).parse_args(argv)))
+
+
+def _train(args, argv) -> int:
+
+
+    out = args.out
+    history = []
+    initial_epoch = 0
+    if args.resume:
+        args, history, initial_epoch = _resume_state(args, argv)
+    ((x_train, y_train), (x_test, y_test)), label_names = _load_splits(
+        args.data, args.test_data
+    )
     features = x_train[0].shape[-1]
     if x_test[0].shape[-1] != features:
         raise DataError(
-            f"{args.test_data}: {x_test[0].shape[-1]} features per step, "
-            f"the training data has {features}."
+            f"{args.test_data}: {x_test[0].shape[-1]} features per step, the "
+            f"training data has {features}."
         )
+    (x_fit, y_fit), validation = _split(
+        x_train, y_train, args.validation_split, args.seed
+    )
     keras.utils.set_random_seed(args.seed)
+    if args.resume:
+        model = keras.saving.load_model(out / CHECKPOINT)
+    else:
+        model = _new_model(args, x_fit, y_fit, features, label_names)
+    bucketing = {"pad_to_bucket_boundary": True}
+    train, steps = data.epochs_dataset(
+        x_fit,
+        y_fit,
+        args.batch_size,
+        epochs=args.epochs,
+        initial_epoch=initial_epoch,
+        seed=args.seed,
+        **bucketing,
+    )
+    validation_data = None
+    if validation is not None:
+        validation_data = data.bucketed_dataset(
+            *validation, args.batch_size, **bucketing
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = _Checkpoint(out, _config(args), history)
+    start = time.perf_counter()
+    try:
+        model.fit(
+            train,
+            epochs=args.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
+            validation_data=validation_data,
+            callbacks=_callbacks(checkpoint),
+            shuffle=False,  # The dataset shuffles itself, seeded.
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"seqrnn: interrupted after epoch {len(checkpoint.history)}; "
+            f"continue with: seqrnn train --out {out} --resume",
+            file=sys.stderr,
+        )
+        return 130
+    train_seconds = checkpoint.seconds + time.perf_counter() - start
+    x_padded, _ = data.pad(x_test, value=model.mask_value)
+    test_logs = model.evaluate(x_padded, y_test, verbose=0, return_dict=True)
+    metrics = {
+        "test_accuracy": float(test_logs["accuracy"]),
+        "test_loss": float(test_logs["loss"]),
+        "train_accuracy": float(checkpoint.history[-1]["accuracy"]),
+        "train_seconds": round(train_seconds, 2),
+        "train_sequences": len(x_fit),
+        "validation_sequences": 0 if validation is None else len(validation[0]),
+        "test_sequences": len(x_test),
+        "num_parameters": int(model.count_params()),
+        "label_names": list(label_names),
+        "config": _config(args),
+        "version": __version__,
+    }
+    model_path = out / "model.keras"
+    with atomic.atomic_path(model_path) as tmp:
+        model.save(tmp)
+    _write_json(out / "history.json", checkpoint.history)
+    _write_json(out / "metrics.json", metrics)
     highway = None if args.highway == "none" else args.highway
+    rows = [
+        ("data", args.data),
+        ("model", f"{args.layers} x {args.units} units, highway={highway}"),
+        ("parameters", f"{metrics['num_parameters']:,}"),
+        ("train / test sequences", f"{len(x_fit)} / {len(x_test)}"),
+        ("train seconds", f"{train_seconds:.1f}"),
+        ("train accuracy", f"{100 * metrics['train_accuracy']:.2f} %"),
+        ("test accuracy", f"{100 * metrics['test_accuracy']:.2f} %"),
+        ("saved", f"{model_path} ({model_path.stat().st_size:,} bytes)"),
+    ]
+    print(_table(("", "value"), rows))
+    return 0
+
+
+def _new_model(args, x_fit, y_fit, features, label_names):
+
+
+    mean, variance = data.feature_statistics(x_fit)
     model = build_classifier(
         features,
         len(label_names),
         units=args.units,
         num_layers=args.layers,
-        highway=highway,
+        highway=None if args.highway == "none" else args.highway,
+        feature_mean=mean,
+        feature_variance=variance,
+        dropout=args.dropout,
+        label_names=label_names,
         seed=args.seed,
     )
+    steps = int(
+        data.bucketed_dataset(x_fit, y_fit, args.batch_size).cardinality()
+    )
+    schedule = keras.optimizers.schedules.CosineDecay(
+        args.lr, decay_steps=max(args.epochs * steps, 1)
+    )
     model.compile(
-        keras.optimizers.Adam(args.lr),
-        "sparse_categorical_crossentropy",
+        keras.optimizers.Adam(schedule),
         metrics=["accuracy"],
-        jit_compile=True,
+        clip_norm=args.clip_norm,
     )
-    train = data.bucketed_dataset(
-        x_train, y_train, args.batch_size, shuffle=True, seed=args.seed
-    )
-    test = data.bucketed_dataset(x_test, y_test, args.batch_size)
-    start = time.perf_counter()
-    history = model.fit(
-        train,
-        epochs=args.epochs,
-        shuffle=False,  # The dataset shuffles itself, seeded.
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    train_seconds = time.perf_counter() - start
-    _, test_accuracy = model.evaluate(test, verbose=0)
-    metrics = {
-        "test_accuracy": float(test_accuracy),
-        "train_accuracy": float(history.history["accuracy"][-1]),
-        "train_seconds": round(train_seconds, 2),
-        "train_sequences": len(x_train),
-        "test_sequences": len(x_test),
-        "num_parameters": int(model.count_params()),
-        "label_names": list(label_names),
-        "config": {
-            key: str(value) if isinstance(value, pathlib.Path) else value
-            for key, value in vars(args).items()
-            if key not in ("run", "command")
-        },
-        "version": __version__,
+    return model
+
+
+def _split(x, y, fraction, seed):
+    """Holds out `fraction` of each class, seeded."""
+
+    if not fraction:
+        return (x, y), None
+    rng = np.random.default_rng(seed)
+    held_out = np.zeros(len(y), bool)
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        held_out[members[: int(round(fraction * len(members)))]] = True
+    if held_out.all() or not held_out.any():
+        raise DataError(
+            f"--validation-split {fraction} leaves no sequence to "
+            f"{'train on' if held_out.all() else 'validate on'}."
+        )
+    keep, hold = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+    return ([x[i] for i in keep], y[keep]), ([x[i] for i in hold], y[hold])
+
+
+def _config(args) -> dict:
+    return {
+        key: str(value) if isinstance(value, pathlib.Path) else value
+        for key, value in vars(args).items()
+        if key not in ("run", "command", "resume", "out")
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    model_path = args.out / "model.keras"
-    with atomic.atomic_path(model_path) as tmp:
-        model.save(tmp)
-    with atomic.atomic_path(args.out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    rows = [
-        ("data", args.data),
-        ("model", f"{args.layers} x {args.units} units, highway={highway}"),
-        ("parameters", f"{metrics['num_parameters']:,}"),
-        ("train / test sequences", f"{len(x_train)} / {len(x_test)}"),
-        ("train seconds", f"{train_seconds:.1f}"),
-        ("train accuracy", f"{100 * metrics['train_accuracy']:.2f} %"),
-        ("test accuracy", f"{100 * test_accuracy:.2f} %"),
-        ("saved", f"{model_path} ({model_path.stat().st_size:,} bytes)"),
-    ]
-    print(_table(("", "value"), rows))
+
+
+def _resume_state(args, argv):
+    state_path = args.out / CHECKPOINT_STATE
+    if not state_path.exists() or not (args.out / CHECKPOINT).exists():
+        raise DataError(f"{args.out}: no checkpoint to resume from.")
+    state = json.loads(state_path.read_text())
+    saved = state["config"]
+    given = _explicit_options(argv) - {"command", "out", "resume", "run"}
+    changed = sorted(
+        key for key in given if getattr(args, key) != saved.get(key)
+    )
+    if changed:
+        raise DataError(
+            f"--resume continues the run in {args.out} with its own "
+            f"options; these differ from it: {', '.join(changed)}."
+        )
+    for key, value in saved.items():
+        setattr(args, key, value)
+    if state["epoch"] >= args.epochs:
+        raise DataError(
+            f"{args.out}: the run already finished its {args.epochs} epochs."
+        )
+    return args, state["history"], state["epoch"]
+
+
+def _callbacks(checkpoint):
+
+    return [keras.callbacks.TerminateOnNaN(), checkpoint]
+
+
+class _Checkpoint(keras.callbacks.Callback):
+    """Saves the model, the epoch and the history after every epoch."""
+
+    def __init__(self, out, config, history):
+        super().__init__()
+        self.out = out
+        self.config = config
+        self.history = list(history)
+        self.seconds = history[-1]["seconds"] if history else 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += time.perf_counter() - self.started
+        entry = {"epoch": epoch + 1, **_floats(logs)}
+        entry["seconds"] = round(self.seconds, 3)
+        self.history.append(entry)
+        with atomic.atomic_path(self.out / CHECKPOINT) as tmp:
+            self.model.save(tmp)
+        _write_json(
+            self.out / CHECKPOINT_STATE,
+            {"epoch": epoch + 1, "config": self.config, "history": self.history},
+        )
+
+
+def _floats(logs):
+    return {key: float(value) for key, value in (logs or {}).items()}
+
+
+def _write_json(path, value):
+
+    with atomic.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def _load_model(path):
+
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such model file.")
+    model = keras.saving.load_model(path)
+    if not isinstance(model, SequenceClassifier):
+        raise DataError(f"{path}: not a keras_seqrnn SequenceClassifier.")
+    return model
+
+
+def _evaluate(args, argv) -> int:
+
+
+    model = _load_model(args.model)
+    if args.data in BUNDLED_DATA or args.test_data is not None:
+        (_, (x, y)), label_names = _load_splits(args.data, args.test_data)
+    else:
+        dataset = _load_labelled(args.data)
+        x, y, label_names = dataset.sequences, dataset.labels, dataset.label_names
+    names = model.label_names or [str(k) for k in range(model.num_classes)]
+    if list(label_names) != list(names):
+        raise DataError(
+            f"{args.test_data or args.data}: class labels "
+            f"{list(label_names)} differ from the model's {list(names)}."
+        )
+    padded, _ = data.pad(x, value=model.mask_value)
+    predicted = model.predict(padded, verbose=0).argmax(axis=-1)
+    labels = np.asarray(y)
+    confusion = np.zeros((len(names), len(names)), int)
+    np.add.at(confusion, (labels, predicted), 1)
+    accuracy = float(np.mean(predicted == labels))
+    print(f"accuracy: {100 * accuracy:.2f} % ({len(labels)} sequences)")
+    print("confusion matrix (rows: true label, columns: predicted):")
+    width = max(len(str(confusion.max())), *(len(n) for n in names))
+    print(" " * width + " " + " ".join(f"{n:>{width}}" for n in names))
+    for name, row in zip(names, confusion):
+        print(f"{name:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    return 0
+
+
+def _predict(args, argv) -> int:
+
+
+    model = _load_model(args.model)
+    dataset = datasets.load_ts(args.file)
+    if dataset.sequences[0].shape[-1] != model.num_features:
+        raise DataError(
+            f"{args.file}: {dataset.sequences[0].shape[-1]} features per "
+            f"step, the model takes {model.num_features}."
+        )
+    names = model.label_names or [str(k) for k in range(model.num_classes)]
+    padded, _ = data.pad(dataset.sequences, value=model.mask_value)
+    predicted = np.argmax(model.predict(padded, verbose=0), axis=-1)
+    print("\n".join(names[k] for k in predicted))
     return 0
 
 
@@ -198,13 +486,12 @@ def _table(header, rows) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs `seqrnn`; returns the exit status (2 for bad arguments)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
-    from keras_seqrnn.datasets import TsFormatError
 
     try:
-        return args.run(args)
-    except (DataError, TsFormatError, OSError) as error:
+        return args.run(args, argv)
+    except (DataError, datasets.TsFormatError, OSError) as error:
         print(f"seqrnn: error: {error}", file=sys.stderr)
         return 1
 

@@ -65,6 +65,40 @@ def pad(
     return padded, lengths
 
 
+def feature_statistics(
+    sequences: list[np.ndarray] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and variance over every real step of `sequences`.
+
+    Padding never counts: each sequence contributes its own steps. Pass the
+    result as `feature_mean` and `feature_variance` to
+    `keras_seqrnn.build_classifier` so the model standardizes its inputs
+    with the statistics of the training split only.
+
+    Args:
+        sequences: List of arrays of shape `(length, features)` (as for
+            `pad`); at least one step in all.
+
+    Returns:
+        `(mean, variance)`, float64 arrays of shape `(features,)`; a
+        variance of 0 (a constant feature) is returned as 1.
+
+    Example:
+
+    >>> mean, variance = feature_statistics([np.ones((2, 3)), np.zeros((1, 3))])
+    >>> mean.round(3).tolist(), variance.round(3).tolist()
+    ([0.667, 0.667, 0.667], [0.222, 0.222, 0.222])
+    """
+    steps = np.concatenate(_validate_sequences(sequences)).astype("float64")
+    if not len(steps):
+        raise ValueError(
+            "Received an invalid value for argument `sequences`, expected at "
+            "least one time step in all, got only empty sequences."
+        )
+    variance = steps.var(axis=0)
+    return steps.mean(axis=0), np.where(variance > 0, variance, 1.0)
+
+
 def mask_from_lengths(lengths: np.ndarray, max_length: int) -> np.ndarray:
     """Builds a boolean mask that is `True` on the valid steps.
 
@@ -116,6 +150,7 @@ def bucketed_dataset(
     seed: int | None = None,
     drop_remainder: bool = False,
     pad_value: float = 0.0,
+    pad_to_bucket_boundary: bool = False,
 ) -> tf.data.Dataset:
     """Batches variable-length sequences of similar lengths together.
 
@@ -140,6 +175,10 @@ def bucketed_dataset(
         seed: Shuffling seed; the same seed gives the same order.
         drop_remainder: Whether to drop each bucket's last, smaller batch.
         pad_value: Padding value.
+        pad_to_bucket_boundary: Whether to pad every batch of a bucket to
+            the bucket's largest length rather than to its own longest
+            sequence. XLA compiles the training step once per batch shape,
+            so this trades a little padding for far fewer compilations.
 
     Returns:
         A `tf.data.Dataset` of float32 batches of shape
@@ -158,6 +197,91 @@ def bucketed_dataset(
     >>> dataset = bucketed_dataset(sequences, batch_size=2)
     >>> [batch.shape[1] for batch in dataset]
     [5, 8, 9]
+    """
+    batches, num_batches = _bucketing(
+        sequences,
+        labels,
+        batch_size,
+        bucket_boundaries,
+        drop_remainder,
+        pad_value,
+        pad_to_bucket_boundary,
+    )
+    order = tf.data.Dataset.range(len(sequences))
+    if shuffle:
+        order = order.shuffle(len(sequences), seed=seed)
+    return _with_cardinality(batches(order), num_batches)
+
+
+def epochs_dataset(
+    sequences: list[np.ndarray] | np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    epochs: int,
+    initial_epoch: int = 0,
+    seed: int = 0,
+    **bucketing,
+) -> tuple[tf.data.Dataset, int]:
+    """The bucketed, shuffled batches of several epochs, as one dataset.
+
+    The order of epoch `e` depends only on `seed` and `e`, so a run resumed
+    at epoch `e` sees the very batches an uninterrupted run sees. Pass the
+    dataset to `fit` with `steps_per_epoch`, `epochs` and `initial_epoch`.
+
+    Args:
+        sequences: as for `bucketed_dataset`.
+        labels: one label per sequence.
+        batch_size: positive integer, sequences per batch.
+        epochs: the epoch to stop before.
+        initial_epoch: the first epoch. Default: `0`.
+        seed: integer seed of the shuffling. Default: `0`.
+        **bucketing: other arguments of `bucketed_dataset`
+            (`bucket_boundaries`, `drop_remainder`, `pad_value`,
+            `pad_to_bucket_boundary`).
+
+    Returns:
+        `(dataset, steps_per_epoch)`.
+
+    Example:
+
+    >>> dataset, steps = epochs_dataset(x, y, 32, epochs=10)  # doctest: +SKIP
+    >>> model.fit(dataset, epochs=10, steps_per_epoch=steps)  # doctest: +SKIP
+    """
+    _check_non_negative_int("initial_epoch", initial_epoch)
+    check_positive_int("epochs", epochs)
+    if initial_epoch >= epochs:
+        raise ValueError(
+            f"Received `initial_epoch={initial_epoch}` and `epochs={epochs}`: "
+            "there is no epoch left to run."
+        )
+    batches, steps = _bucketing(sequences, labels, batch_size, **bucketing)
+    orders = np.stack(
+        [
+            np.random.default_rng([seed & 0xFFFFFFFF, epoch]).permutation(
+                len(sequences)
+            )
+            for epoch in range(initial_epoch, epochs)
+        ]
+    )
+    dataset = tf.data.Dataset.from_tensor_slices(orders).flat_map(
+        lambda order: batches(tf.data.Dataset.from_tensor_slices(order))
+    )
+    return _with_cardinality(dataset, steps * (epochs - initial_epoch)), steps
+
+
+def _bucketing(
+    sequences,
+    labels,
+    batch_size,
+    bucket_boundaries=None,
+    drop_remainder=False,
+    pad_value=0.0,
+    pad_to_bucket_boundary=False,
+):
+    """Validates; returns `(batches, num_batches)`.
+
+    `batches(order)` maps a dataset of sequence indices to the padded
+    batches of one pass over them.
     """
     sequences = _validate_sequences(sequences)
     check_positive_int("batch_size", batch_size)
@@ -178,7 +302,12 @@ def bucketed_dataset(
             "expected strictly increasing positive integers, got "
             f"{bucket_boundaries!r}."
         )
-
+    bucket_boundaries = [int(boundary) for boundary in bucket_boundaries]
+    if pad_to_bucket_boundary and (
+        not bucket_boundaries or bucket_boundaries[-1] <= lengths.max()
+    ):
+        # The last bucket needs an upper bound to pad to.
+        bucket_boundaries.append(int(lengths.max()) + 1)
     values = tf.constant(np.concatenate(sequences), dtype="float32")
     ends = np.cumsum(lengths)
     starts, ends = tf.constant(ends - lengths), tf.constant(ends)
@@ -189,34 +318,36 @@ def bucketed_dataset(
         sequence = values[starts[index] : ends[index]]
         return sequence if labels is None else (sequence, labels[index])
 
-    dataset = tf.data.Dataset.range(len(sequences))
-    if shuffle:
-        dataset = dataset.shuffle(len(sequences), seed=seed)
-    dataset = dataset.map(element).bucket_by_sequence_length(
-        element_length_func=lambda sequence, *_: tf.shape(sequence)[0],
-        bucket_boundaries=[int(boundary) for boundary in bucket_boundaries],
-        bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
-        padding_values=(
-            tf.constant(pad_value, "float32")
-            if labels is None
-            else (tf.constant(pad_value, "float32"), None)
-        ),
-        drop_remainder=drop_remainder,
-    )
+    def batches(order):
+        return order.map(element).bucket_by_sequence_length(
+            element_length_func=lambda sequence, *_: tf.shape(sequence)[0],
+            bucket_boundaries=bucket_boundaries,
+            bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
+            padding_values=(
+                tf.constant(pad_value, "float32")
+                if labels is None
+                else (tf.constant(pad_value, "float32"), None)
+            ),
+            drop_remainder=drop_remainder,
+            pad_to_bucket_boundary=pad_to_bucket_boundary,
+        )
+
     # Each bucket's size is fixed whatever the order, so the batch count is
     # known; Keras warns that unknown-cardinality input "ran out of data".
     bucket_sizes = np.bincount(
         np.searchsorted(bucket_boundaries, lengths, side="right"),
         minlength=len(bucket_boundaries) + 1,
     )
-    rounding = np.floor_divide if drop_remainder else _ceil_divide
-    num_batches = int(rounding(bucket_sizes, batch_size).sum())
+    if drop_remainder:
+        num_batches = bucket_sizes // batch_size
+    else:
+        num_batches = -(-bucket_sizes // batch_size)
+    return batches, int(num_batches.sum())
+
+
+def _with_cardinality(dataset, num_batches):
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _ceil_divide(a, b):
-    return -(-a // b)
 
 
 def _default_bucket_boundaries(lengths, batch_size):

@@ -2,10 +2,13 @@ import json
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 import keras_seqrnn
 from keras_seqrnn import cli
+from keras_seqrnn import datasets
 
 TS_HEADER = """@problemName Toy
 @univariate false
@@ -46,18 +49,35 @@ def test_train_on_ts_files(rng, tmp_path, capsys):
             "--epochs", "12",
             "--lr", "0.03",
             "--batch-size", "8",
+            "--validation-split", "0.25",
         ]
     )
     assert status == 0
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.keras"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint.json", "checkpoint.keras", "history.json", "metrics.json",
+        "model.keras",
+    ]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["label_names"] == ["up", "down"]
     assert metrics["test_accuracy"] > 0.9
-    assert metrics["train_sequences"] == 24
+    assert (metrics["train_sequences"], metrics["validation_sequences"]) == (18, 6)
     assert metrics["config"]["units"] == 8
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 13))
+    assert {"loss", "accuracy", "grad_norm", "grad_norm_max", "clipped",
+            "val_loss", "val_accuracy", "seconds"} <= set(history[-1])
     report = capsys.readouterr().out
     assert "| test accuracy" in report
     assert f"{100 * metrics['test_accuracy']:.2f} %" in report
+
+    model = out / "model.keras"
+    assert cli.main(["evaluate", str(model), "--data", str(test)]) == 0
+    printed = capsys.readouterr().out
+    assert f"accuracy: {100 * metrics['test_accuracy']:.2f} % (24 sequences)" in printed
+    assert "confusion matrix" in printed
+    assert cli.main(["predict", str(model), str(test)]) == 0
+    predicted = capsys.readouterr().out.split()
+    assert len(predicted) == 24 and set(predicted) <= {"up", "down"}
 
 
 def test_bundled_data_one_epoch(tmp_path, capsys):
@@ -67,6 +87,62 @@ def test_bundled_data_one_epoch(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["train_sequences"], metrics["test_sequences"]) == (270, 370)
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    model = keras.saving.load_model(out / "model.keras")
+    assert model.label_names == [str(k) for k in range(1, 10)]
+    np.testing.assert_allclose(
+        model.standardization.mean.numpy().ravel(),
+        np.concatenate(datasets.load_japanese_vowels()[0][0]).mean(axis=0),
+        rtol=1e-5,
+    )
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after_epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_gives_the_weights_of_an_uninterrupted_run(
+    rng, tmp_path, monkeypatch, capsys
+):
+    train = _write_ts(tmp_path / "toy_TRAIN.ts", rng)
+    test = _write_ts(tmp_path / "toy_TEST.ts", rng)
+    argv = ["train", "--data", str(train), "--test-data", str(test),
+            "--units", "6", "--epochs", "4", "--batch-size", "8", "--seed", "5"]
+    assert cli.main(argv + ["--out", str(tmp_path / "whole")]) == 0
+
+    original = cli._callbacks
+    monkeypatch.setattr(
+        cli, "_callbacks", lambda checkpoint: original(checkpoint) + [_Interrupt(2)]
+    )
+    interrupted = tmp_path / "interrupted"
+    assert cli.main(argv + ["--out", str(interrupted)]) == 130
+    assert "seqrnn train --out" in capsys.readouterr().err
+    assert not (interrupted / "model.keras").exists()
+    assert json.loads((interrupted / "checkpoint.json").read_text())["epoch"] == 2
+    monkeypatch.setattr(cli, "_callbacks", original)
+
+    assert cli.main(["train", "--out", str(interrupted), "--units", "7",
+                     "--resume"]) == 1
+    assert "differ from it: units" in capsys.readouterr().err
+    assert cli.main(["train", "--out", str(interrupted), "--resume"]) == 0
+    whole = keras.saving.load_model(tmp_path / "whole" / "model.keras")
+    resumed = keras.saving.load_model(interrupted / "model.keras")
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    histories = [
+        json.loads((folder / "history.json").read_text())
+        for folder in (tmp_path / "whole", interrupted)
+    ]
+    assert [h["epoch"] for h in histories[1]] == [1, 2, 3, 4]
+    np.testing.assert_allclose(
+        [h["loss"] for h in histories[0]], [h["loss"] for h in histories[1]],
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,8 +196,9 @@ def test_malformed_data_file_exits_1_and_writes_nothing(rng, tmp_path, capsys):
         (["--test-data", "t.ts"], "--test-data is only for .ts files"),
         (["--data", "missing.ts", "--test-data", "t.ts"], "missing.ts"),
         (["--data", "only.ts"], "give its test file with --test-data"),
+        (["--resume"], "no checkpoint to resume from"),
     ],
-    ids=["bundled_with_test", "missing_file", "no_test_file"],
+    ids=["bundled_with_test", "missing_file", "no_test_file", "resume"],
 )
 def test_data_errors_exit_1(extra, message, tmp_path, capsys):
     assert cli.main(["train", "--out", str(tmp_path / "run"), *extra]) == 1

@@ -244,3 +244,29 @@ def test_bucketed_dataset_validates_sequences_like_pad():
     sequences[1][0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity in sequence 1"):
         bucketed_dataset(sequences)
+
+
+def test_pad_to_bucket_boundary_limits_batch_shapes(rng):
+    lengths = rng.integers(1, 30, size=200)
+    sequences = [rng.normal(size=(n, 2)).astype("float32") for n in lengths]
+    labels = np.arange(200)
+    dataset = bucketed_dataset(
+        sequences,
+        labels,
+        batch_size=16,
+        bucket_boundaries=[8, 16],
+        shuffle=True,
+        seed=3,
+        pad_to_bucket_boundary=True,
+    )
+    seen = []
+    for epoch in range(3):
+        for batch, batch_labels in dataset:
+            assert batch.shape[1] in (7, 15, 29)
+            for row, label in zip(batch.numpy(), batch_labels.numpy()):
+                n = lengths[label]
+                np.testing.assert_array_equal(row[:n], sequences[label])
+                np.testing.assert_array_equal(row[n:], 0.0)
+            seen.extend(batch_labels.numpy().tolist())
+    assert sorted(seen) == sorted(list(range(200)) * 3)
+    assert int(dataset.cardinality()) == len(list(dataset))

@@ -1,0 +1,395 @@
+"""`SequenceClassifier`: the article's classifier, and `build_classifier`."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_seqrnn import training as training_lib
+from keras_seqrnn import validation
+from keras_seqrnn.highway_stacked_rnn import HighwayStackedRNN
+
+
+@keras.saving.register_keras_serializable(package="keras_seqrnn")
+class SequenceClassifier(keras.Model):
+    """Masking -> standardization -> `HighwayStackedRNN` -> `(V, B)` -> softmax.
+
+    The model takes padded sequences `(batch, time, num_features)`, time of
+    any length, and returns class probabilities `(batch, num_classes)`,
+    `softmax(h_T V + B)` over the last layer's output at each sequence's last
+    real step. Steps whose features all equal `mask_value` are padding.
+
+    Training is an explicit `tf.GradientTape` step
+    (`keras_seqrnn.training.train_step`): cross entropy computed from the
+    logits, averaged over the real sequences of the batch (a row that is all
+    padding counts for nothing), gradients clipped to a global norm of
+    `clip_norm` (a `compile` argument), and the pre-clip norm logged. Beside
+    the compiled metrics, `fit` logs `loss`, `grad_norm` (the mean pre-clip
+    global gradient norm over the epoch so far), `grad_norm_max` (its
+    largest value) and `clipped` (the fraction of steps where clipping
+    fired). Everything else of `fit`, `evaluate` and `predict` works as for
+    any Keras model: callbacks, `class_weight`, `sample_weight`, metrics,
+    `tf.distribute` strategies.
+
+    Args:
+        num_features: Positive integer, features per step, N.
+        num_classes: Integer >= 2, the number of classes, K.
+        units: Positive integer, or one per layer: the state size L.
+            Default: `64`.
+        num_layers: Positive integer, the number of stacked layers.
+            Default: `len(units)` for a list, else `1`.
+        highway: `"depth"`, `"time"`, `"both"` or `None`, as in
+            `HighwayStackedRNN`. Default: `"depth"`.
+        mask_value: Float, the padding value: a step whose features all
+            equal it is masked. Default: `0.0`, what `keras_seqrnn.data.pad`
+            pads with.
+        feature_mean: None or `num_features` floats subtracted from every
+            real step before the RNN. Default: `None`.
+        feature_variance: None or `num_features` positive floats; steps are
+            divided by their square root. Give both or neither (see
+            `keras_seqrnn.data.feature_statistics`). Default: `None`.
+        dropout: Float in `[0, 1)`, dropout between stacked layers and before
+            the output layer. Default: `0.0`.
+        recurrent_dropout: Float in `[0, 1)`, variational dropout on the
+            recurrent state. Default: `0.0`.
+        gate_bias: Float, the initial bias of the highway gates.
+            Default: `-2.0`.
+        label_names: None or `num_classes` strings naming the classes, kept
+            with the model for prediction. Default: `None`.
+        seed: Integer, seed for dropout. Default: `None`.
+        **kwargs: Base model keyword arguments, such as `name`.
+
+    Call arguments:
+        inputs: `(batch, time, num_features)` padded sequences.
+        training: Python boolean, whether dropout applies. Default: `False`.
+
+    Returns:
+        `(batch, num_classes)` class probabilities.
+
+    Masking:
+        The mask comes from `mask_value` on the raw inputs, before
+        standardization; a padded batch gives each sequence's unpadded
+        result.
+
+    Example:
+
+    ```python
+    model = keras_seqrnn.build_classifier(12, 9, units=64, num_layers=2)
+    model.compile(keras.optimizers.Adam(3e-3), metrics=["accuracy"],
+                  clip_norm=1.0)
+    x, lengths = keras_seqrnn.data.pad(sequences)
+    model.fit(x, labels, epochs=10)  # logs loss, grad_norm, clipped, ...
+    ```
+
+    Reference:
+        - [Elman, 1990. Finding Structure in Time](
+            https://doi.org/10.1207/s15516709cog1402_1)
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        num_classes: int,
+        units: int | list[int] = 64,
+        num_layers: int | None = None,
+        highway: str | None = "depth",
+        mask_value: float = 0.0,
+        feature_mean=None,
+        feature_variance=None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        gate_bias: float = -2.0,
+        label_names=None,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        validation.check_positive_int("num_features", num_features)
+        validation.check_positive_int("num_classes", num_classes)
+        if num_classes < 2:
+            raise ValueError(
+                "Received an invalid value for argument `num_classes`, "
+                f"expected an integer >= 2, got {num_classes!r}."
+            )
+        validation.check_finite_float("mask_value", mask_value)
+        feature_mean, feature_variance = _check_statistics(
+            feature_mean, feature_variance, num_features
+        )
+        if label_names is not None:
+            label_names = [str(name) for name in label_names]
+            if len(label_names) != num_classes:
+                raise ValueError(
+                    "Received an invalid value for argument `label_names`, "
+                    f"expected {num_classes} names, got {label_names!r}."
+                )
+        super().__init__(**kwargs)
+        self.num_features = num_features
+        self.num_classes = num_classes
+        self.units = units
+        self.num_layers = num_layers
+        self.highway = highway
+        self.mask_value = float(mask_value)
+        self.feature_mean = feature_mean
+        self.feature_variance = feature_variance
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.gate_bias = gate_bias
+        self.label_names = label_names
+        self.seed = seed
+        self.clip_norm = None
+        self.standardization = None
+        if feature_mean is not None:
+            self.standardization = keras.layers.Normalization(
+                mean=feature_mean,
+                variance=feature_variance,
+                name="standardization",
+            )
+        self.rnn = HighwayStackedRNN(
+            units,
+            num_layers=num_layers,
+            highway=highway,
+            gate_bias=gate_bias,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            name="rnn",
+        )
+        self.output_dropout = None
+        if dropout:
+            self.output_dropout = keras.layers.Dropout(
+                dropout, seed=seed, name="output_dropout"
+            )
+        self.head = keras.layers.Dense(num_classes, name="logits")
+        self._grad_norm = keras.metrics.Mean(name="grad_norm")
+        self._grad_norm_max = _Maximum(name="grad_norm_max")
+        self._clipped = keras.metrics.Mean(name="clipped")
+        self._loss = keras.metrics.Mean(name="loss")
+
+    def build(self, input_shape):
+        validation.check_sequence_shape(self.name, input_shape, None)
+        if self.standardization is not None:
+            self.standardization.build(input_shape)
+        self.rnn.build(input_shape)
+        self.head.build((None, self.rnn.layer_units[-1]))
+
+    def compute_mask(self, inputs, mask=None):
+        """`(batch, time)` booleans: True where a step is not padding."""
+        return keras.ops.any(
+            keras.ops.not_equal(inputs, self.mask_value), axis=-1
+        )
+
+    def compute_logits(self, inputs, training=False):
+        """`(batch, num_classes)` logits, `h_T V + B`."""
+        validation.check_sequence_shape(
+            self.name, inputs.shape, self.num_features
+        )
+        mask = self.compute_mask(inputs)
+        x = inputs
+        if self.standardization is not None:
+            x = self.standardization(x)
+        x = self.rnn(x, mask=mask, training=training)
+        if self.output_dropout is not None:
+            x = self.output_dropout(x, training=training)
+        return self.head(x)
+
+    def call(self, inputs, training=False):
+        logits = self.compute_logits(inputs, training)
+        return keras.ops.softmax(training_lib.at_least_float32(logits))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def compile(
+        self,
+        optimizer="adam",
+        loss=None,
+        metrics=None,
+        clip_norm: float | None = None,
+        jit_compile=True,
+        **kwargs,
+    ):
+        """Configures training; `fit` then runs `training.train_step`.
+
+        Args:
+            optimizer: a Keras optimizer or its name. Default: `"adam"`.
+            loss: must be None: the model computes its own masked cross
+                entropy from the logits.
+            metrics: metrics on `(labels, probabilities)`, such as
+                `["accuracy"]`.
+            clip_norm: None, or the largest global gradient norm: larger
+                gradients are scaled down to it. Default: `None`.
+            jit_compile: whether to compile the steps with XLA. Default:
+                `True` (Keras' `"auto"` turns XLA off without a GPU).
+            **kwargs: the other arguments of `keras.Model.compile`.
+        """
+        if loss is not None:
+            raise ValueError(
+                "SequenceClassifier computes its own loss (cross entropy from "
+                f"the logits, masked); expected `loss=None`, got {loss!r}."
+            )
+        if clip_norm is not None:
+            validation.check_positive_float("clip_norm", clip_norm)
+        self.clip_norm = clip_norm
+        super().compile(
+            optimizer=optimizer,
+            metrics=metrics,
+            jit_compile=jit_compile,
+            **kwargs,
+        )
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None:
+            config["clip_norm"] = self.clip_norm
+        return config
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        own = [self._loss, self._grad_norm, self._grad_norm_max, self._clipped]
+        return own + [
+            m for m in super().metrics if m.name != "loss" and m not in own
+        ]
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        result = training_lib.train_step(
+            self, x, y, sample_weight, clip_norm=self.clip_norm
+        )
+        self._grad_norm.update_state(result.grad_norm)
+        self._grad_norm_max.update_state(result.grad_norm)
+        self._clipped.update_state(result.clipped)
+        return self._update_metrics(
+            y, result.loss, result.logits, result.real, sample_weight
+        )
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        logits = self.compute_logits(x, training=False)
+        real = training_lib.real_sequences(self.compute_mask(x))
+        loss = training_lib.classification_loss(y, logits, real, sample_weight)
+        logs = self._update_metrics(y, loss, logits, real, sample_weight)
+        for tracker in (self._grad_norm, self._grad_norm_max, self._clipped):
+            logs.pop(tracker.name)
+        return logs
+
+    def _update_metrics(self, y, loss, logits, real, sample_weight):
+        self._loss.update_state(loss, sample_weight=tf.reduce_sum(real))
+        probabilities = tf.nn.softmax(training_lib.at_least_float32(logits))
+        if self._compile_metrics is not None:
+            self._compile_metrics.update_state(y, probabilities, sample_weight)
+        return self.get_metrics_result()
+
+    def get_config(self):
+        config = {
+            "num_features": self.num_features,
+            "num_classes": self.num_classes,
+            "units": (
+                self.units if isinstance(self.units, int) else list(self.units)
+            ),
+            "num_layers": self.num_layers,
+            "highway": self.highway,
+            "mask_value": self.mask_value,
+            "feature_mean": _as_list(self.feature_mean),
+            "feature_variance": _as_list(self.feature_variance),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "gate_bias": self.gate_bias,
+            "label_names": _as_list(self.label_names),
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="keras_seqrnn")
+class _Maximum(keras.metrics.Metric):
+    """The largest value seen since the last reset."""
+
+    def __init__(self, name="maximum", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.maximum = self.add_variable(
+            shape=(), initializer="zeros", name="maximum"
+        )
+
+    def update_state(self, value):
+        self.maximum.assign(keras.ops.maximum(self.maximum, value))
+
+    def result(self):
+        # A tensor, not the variable: a variable returned from the compiled
+        # step reads as its initial value.
+        return keras.ops.convert_to_tensor(self.maximum)
+
+
+def _as_list(value):
+    return None if value is None else list(value)
+
+
+def _check_statistics(mean, variance, num_features):
+    if (mean is None) != (variance is None):
+        raise ValueError(
+            "Give both `feature_mean` and `feature_variance`, or neither; got "
+            f"feature_mean={mean!r}, feature_variance={variance!r}."
+        )
+    if mean is None:
+        return None, None
+    mean = np.asarray(mean, "float64")
+    variance = np.asarray(variance, "float64")
+    for name, value in (("feature_mean", mean), ("feature_variance", variance)):
+        if value.shape != (num_features,) or not np.all(np.isfinite(value)):
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`, expected "
+                f"{num_features} finite values, got {value.tolist()!r}."
+            )
+    if np.any(variance <= 0):
+        raise ValueError(
+            "Received an invalid value for argument `feature_variance`, "
+            f"expected positive values, got {variance.tolist()!r}."
+        )
+    return mean.tolist(), variance.tolist()
+
+
+def build_classifier(
+    num_features: int,
+    num_classes: int,
+    units: int | list[int] = 64,
+    num_layers: int | None = None,
+    highway: str | None = "depth",
+    **kwargs,
+) -> SequenceClassifier:
+    """Builds a `SequenceClassifier`, ready to compile and train.
+
+    Args:
+        num_features: Positive integer, features per step, N.
+        num_classes: Integer >= 2, the number of classes, K.
+        units: Positive integer, or one per layer. Default: `64`.
+        num_layers: Positive integer. Default: `len(units)` for a list,
+            else `1`.
+        highway: `"depth"`, `"time"`, `"both"` or `None`.
+            Default: `"depth"`.
+        **kwargs: the other arguments of `SequenceClassifier` (`mask_value`,
+            `feature_mean`, `feature_variance`, `dropout`,
+            `recurrent_dropout`, `gate_bias`, `label_names`, `seed`, `name`).
+
+    Returns:
+        A built `SequenceClassifier` with sublayers `standardization` (None
+        without statistics), `rnn` (the `HighwayStackedRNN`) and `head`
+        (the dense layer `logits`, kernel V and bias B).
+
+    Example:
+
+    ```python
+    model = keras_seqrnn.build_classifier(12, 9, units=64, num_layers=2)
+    ```
+    """
+    model = SequenceClassifier(
+        num_features,
+        num_classes,
+        units=units,
+        num_layers=num_layers,
+        highway=highway,
+        **kwargs,
+    )
+    model.build((None, None, num_features))
+    return model

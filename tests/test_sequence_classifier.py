@@ -1,0 +1,192 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_seqrnn import HighwayStackedRNN
+from keras_seqrnn import SequenceClassifier
+from keras_seqrnn import build_classifier
+from keras_seqrnn import data
+
+
+def _sequences(rng, count=12, features=4):
+    lengths = rng.integers(1, 9, size=count)
+    return [rng.normal(size=(n, features)).astype("float32") for n in lengths]
+
+
+def _separable(rng, count=64):
+    """Two classes that differ in the sign of the mean of feature 0."""
+    sequences = _sequences(rng, count=count)
+    labels = np.arange(count) % 2
+    for sequence, label in zip(sequences, labels):
+        sequence[:, 0] += 1.5 if label else -1.5
+    return sequences, labels
+
+
+def test_architecture():
+    model = build_classifier(
+        4, 3, units=[6, 5], highway="both", feature_mean=[1.0] * 4,
+        feature_variance=[4.0] * 4,
+    )
+    assert isinstance(model, SequenceClassifier)
+    assert isinstance(model.rnn, HighwayStackedRNN)
+    assert model.rnn.layer_units == [6, 5] and model.rnn.highway == "both"
+    assert model.head.kernel.shape == (5, 3)
+    assert model.head.name == "logits"
+    assert model.standardization.name == "standardization"
+    assert build_classifier(4, 3).standardization is None
+
+
+def test_standardization_and_mask_from_raw_inputs(rng):
+    sequences = _sequences(rng)
+    mean, variance = data.feature_statistics(sequences)
+    model = build_classifier(4, 3, units=6, feature_mean=mean,
+                             feature_variance=variance)
+    padded, lengths = data.pad(sequences)
+    mask = model.compute_mask(padded)
+    np.testing.assert_array_equal(mask, data.mask_from_lengths(lengths, 8))
+    standardized, _ = data.pad(
+        [(s - mean) / np.sqrt(variance) for s in sequences]
+    )
+    np.testing.assert_allclose(
+        model.compute_logits(padded),
+        model.head(model.rnn(standardized, mask=mask)),
+        atol=1e-5,
+    )
+
+
+def test_probabilities_and_padding_invariance(rng):
+    sequences = _sequences(rng)
+    model = build_classifier(4, 3, units=6, num_layers=2)
+    padded, _ = data.pad(sequences, max_length=12)
+    probabilities = model.predict(padded, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-6)
+    for i, sequence in enumerate(sequences[:4]):
+        alone = model.predict(sequence[None], verbose=0)
+        np.testing.assert_allclose(probabilities[i], alone[0], atol=1e-6)
+
+
+def test_fit_logs_grad_norm_and_saves(rng, tmp_path):
+    sequences, labels = _separable(rng)
+    model = build_classifier(4, 2, units=8, dropout=0.1, seed=1,
+                             label_names=["minus", "plus"])
+    model.compile(keras.optimizers.Adam(0.02), metrics=["accuracy"],
+                  clip_norm=0.5)
+    dataset = data.bucketed_dataset(sequences, labels, 16, shuffle=True, seed=0)
+    batch_logs = []
+    history = model.fit(
+        dataset,
+        epochs=6,
+        shuffle=False,
+        verbose=0,
+        callbacks=[keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: batch_logs.append(logs))],
+    )
+    logs = history.history
+    assert {"loss", "accuracy", "grad_norm", "grad_norm_max", "clipped"} <= set(logs)
+    assert all({"grad_norm", "clipped"} <= set(b) for b in batch_logs)
+    assert all(m >= n > 0 for m, n in zip(logs["grad_norm_max"], logs["grad_norm"]))
+    assert all(0 <= c <= 1 for c in logs["clipped"])
+    assert logs["accuracy"][-1] > 0.85
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, SequenceClassifier)
+    assert loaded.clip_norm == 0.5 and loaded.label_names == ["minus", "plus"]
+    padded, _ = data.pad(sequences)
+    np.testing.assert_allclose(
+        loaded.predict(padded, verbose=0),
+        model.predict(padded, verbose=0),
+        atol=1e-6,
+    )
+
+
+def test_saved_optimizer_state_continues_training_identically(rng, tmp_path):
+    sequences, labels = _separable(rng, count=32)
+    padded, _ = data.pad(sequences)
+    model = build_classifier(4, 2, units=4, num_layers=2)
+    model.compile(keras.optimizers.Adam(0.01), clip_norm=1.0)
+    model.fit(padded, labels, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    for m in (model, loaded):
+        m.fit(padded, labels, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_evaluate_has_no_gradient_logs(rng):
+    sequences, labels = _separable(rng, count=16)
+    model = build_classifier(4, 2, units=4)
+    model.compile(metrics=["accuracy"])
+    padded, _ = data.pad(sequences)
+    logs = model.evaluate(padded, labels, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "accuracy"}
+
+
+def test_callbacks_class_and_sample_weights(rng, tmp_path):
+    sequences, labels = _separable(rng, count=32)
+    padded, _ = data.pad(sequences)
+    model = build_classifier(4, 2, units=4)
+    model.compile(keras.optimizers.Adam(0.01), metrics=["accuracy"])
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="loss", patience=1),
+        keras.callbacks.ModelCheckpoint(tmp_path / "best.keras"),
+        keras.callbacks.TensorBoard(tmp_path / "logs"),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    model.fit(padded, labels, epochs=2, class_weight={0: 1.0, 1: 3.0},
+              callbacks=callbacks, verbose=0)
+    model.fit(padded, labels, sample_weight=np.linspace(0.5, 1.5, 32),
+              epochs=1, verbose=0)
+    assert (tmp_path / "best.keras").exists()
+    assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"num_features": 0, "num_classes": 3}, "`num_features`.*got 0"),
+        ({"num_features": 4, "num_classes": 1}, "`num_classes`.*>= 2, got 1"),
+        ({"num_features": 4, "num_classes": 3, "highway": "x"}, "`highway`"),
+        (
+            {"num_features": 4, "num_classes": 3, "mask_value": float("inf")},
+            "`mask_value`.*finite",
+        ),
+        (
+            {"num_features": 2, "num_classes": 3, "feature_mean": [0, 0]},
+            "both `feature_mean` and `feature_variance`",
+        ),
+        (
+            {"num_features": 2, "num_classes": 3, "feature_mean": [0, 0],
+             "feature_variance": [1, 0]},
+            "`feature_variance`, expected positive",
+        ),
+        (
+            {"num_features": 2, "num_classes": 3, "feature_mean": [0],
+             "feature_variance": [1]},
+            "`feature_mean`, expected 2 finite values",
+        ),
+        (
+            {"num_features": 2, "num_classes": 3, "label_names": ["a"]},
+            "`label_names`, expected 3 names",
+        ),
+    ],
+    ids=["features", "classes", "highway", "mask_value", "mean_only",
+         "zero_variance", "mean_shape", "label_names"],
+)
+def test_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_classifier(**kwargs)
+
+
+def test_invalid_compile_and_inputs(rng):
+    model = build_classifier(4, 3)
+    with pytest.raises(ValueError, match="expected `loss=None`"):
+        model.compile("adam", loss="mse")
+    with pytest.raises(ValueError, match="`clip_norm`.*got -1"):
+        model.compile("adam", clip_norm=-1)
+    with pytest.raises(ValueError, match="built for 4 features.*with 5"):
+        model(tf.zeros((2, 3, 5)))
+    with pytest.raises(ValueError, match="rank 3"):
+        model(tf.zeros((2, 4)))
