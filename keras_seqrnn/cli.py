@@ -2,16 +2,19 @@
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_seqrnn import atomic
 from keras_seqrnn import data
 from keras_seqrnn import datasets
+from keras_seqrnn import training
 from keras_seqrnn.sequence_classifier import SequenceClassifier
 from keras_seqrnn.sequence_classifier import build_classifier
 from keras_seqrnn.version import __version__
@@ -200,12 +203,11 @@ def _explicit_options(argv) -> set[str]:
 
 
 def _train(args, argv) -> int:
-
-
     out = args.out
     history = []
     initial_epoch = 0
-    if args.resume:
+    strategy = _cluster_strategy()
+    if args.resume and strategy is None:
         args, history, initial_epoch = _resume_state(args, argv)
     ((x_train, y_train), (x_test, y_test)), label_names = _load_splits(
         args.data, args.test_data
@@ -219,6 +221,9 @@ def _train(args, argv) -> int:
     (x_fit, y_fit), validation = _split(
         x_train, y_train, args.validation_split, args.seed
     )
+    if strategy is not None:
+        splits = ((x_fit, y_fit), validation, (x_test, y_test))
+        return _train_on_cluster(args, strategy, splits, label_names)
     keras.utils.set_random_seed(args.seed)
     if args.resume:
         model = keras.saving.load_model(out / CHECKPOINT)
@@ -260,15 +265,71 @@ def _train(args, argv) -> int:
             file=sys.stderr,
         )
         return 130
-    train_seconds = checkpoint.seconds + time.perf_counter() - start
+    return _report(args, model, checkpoint.history, checkpoint.seconds,
+                   len(x_fit), validation, (x_test, y_test), label_names)
+
+
+def _train_on_cluster(args, strategy, splits, label_names) -> int:
+    """`seqrnn train` on every worker of a TF_CONFIG cluster."""
+    (x_fit, y_fit), validation, (x_test, y_test) = splits
+    checkpoints = args.out / "checkpoints"
+    if checkpoints.exists() and not args.resume:
+        raise DataError(
+            f"{checkpoints} holds the checkpoints of an earlier run: pass "
+            "--resume to continue it, or choose another --out."
+        )
+    keras.utils.set_random_seed(args.seed)
+    with strategy.scope():
+        model = _new_model(
+            args, x_fit, y_fit, x_fit[0].shape[-1], label_names
+        )
+    trainer = training.DistributedTrainer(
+        model, strategy, checkpoint_dir=str(checkpoints)
+    )
+    start = time.perf_counter()
+    history = trainer.fit(
+        x_fit,
+        y_fit,
+        args.batch_size,
+        args.epochs,
+        seed=args.seed,
+        verbose=int(sys.stdout.isatty()),
+    )
+    if not trainer.is_chief():
+        return 0
+    # Evaluate and save a single-device copy: Keras' own loops need every
+    # worker under MultiWorkerMirroredStrategy, and the others are done.
+    local = SequenceClassifier.from_config(model.get_config())
+    local.build((None, None, x_fit[0].shape[-1]))
+    local.set_weights(model.get_weights())
+    local.compile(metrics=["accuracy"], clip_norm=args.clip_norm)
+    return _report(args, local, history, time.perf_counter() - start,
+                   len(x_fit), validation, (x_test, y_test), label_names)
+
+
+def _cluster_strategy():
+    """MultiWorkerMirroredStrategy where TF_CONFIG names a cluster."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"TF_CONFIG is not valid JSON: {error}.") from None
+    if not config.get("cluster"):
+        return None
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _report(args, model, history, train_seconds, train_count, validation,
+            test, label_names) -> int:
+    """Evaluates on the test split, writes the outputs, prints the table."""
+    x_test, y_test = test
     x_padded, _ = data.pad(x_test, value=model.mask_value)
     test_logs = model.evaluate(x_padded, y_test, verbose=0, return_dict=True)
     metrics = {
         "test_accuracy": float(test_logs["accuracy"]),
         "test_loss": float(test_logs["loss"]),
-        "train_accuracy": float(checkpoint.history[-1]["accuracy"]),
+        "train_accuracy": float(history[-1]["accuracy"]),
         "train_seconds": round(train_seconds, 2),
-        "train_sequences": len(x_fit),
+        "train_sequences": train_count,
         "validation_sequences": 0 if validation is None else len(validation[0]),
         "test_sequences": len(x_test),
         "num_parameters": int(model.count_params()),
@@ -276,17 +337,18 @@ def _train(args, argv) -> int:
         "config": _config(args),
         "version": __version__,
     }
-    model_path = out / "model.keras"
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_path = args.out / "model.keras"
     with atomic.atomic_path(model_path) as tmp:
         model.save(tmp)
-    _write_json(out / "history.json", checkpoint.history)
-    _write_json(out / "metrics.json", metrics)
+    _write_json(args.out / "history.json", history)
+    _write_json(args.out / "metrics.json", metrics)
     highway = None if args.highway == "none" else args.highway
     rows = [
         ("data", args.data),
         ("model", f"{args.layers} x {args.units} units, highway={highway}"),
         ("parameters", f"{metrics['num_parameters']:,}"),
-        ("train / test sequences", f"{len(x_fit)} / {len(x_test)}"),
+        ("train / test sequences", f"{train_count} / {len(x_test)}"),
         ("train seconds", f"{train_seconds:.1f}"),
         ("train accuracy", f"{100 * metrics['train_accuracy']:.2f} %"),
         ("test accuracy", f"{100 * metrics['test_accuracy']:.2f} %"),

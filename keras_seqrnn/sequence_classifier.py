@@ -203,7 +203,7 @@ class SequenceClassifier(keras.Model):
         loss=None,
         metrics=None,
         clip_norm: float | None = None,
-        jit_compile=True,
+        jit_compile: bool | None = None,
         **kwargs,
     ):
         """Configures training; `fit` then runs `training.train_step`.
@@ -216,8 +216,11 @@ class SequenceClassifier(keras.Model):
                 `["accuracy"]`.
             clip_norm: None, or the largest global gradient norm: larger
                 gradients are scaled down to it. Default: `None`.
-            jit_compile: whether to compile the steps with XLA. Default:
-                `True` (Keras' `"auto"` turns XLA off without a GPU).
+            jit_compile: whether to compile the steps with XLA. Default
+                (None): XLA, except under a `tf.distribute` strategy with
+                several replicas, where XLA cannot reach the variables of
+                the other devices on CPU. Keras' own default, `"auto"`,
+                turns XLA off on machines without a GPU.
             **kwargs: the other arguments of `keras.Model.compile`.
         """
         if loss is not None:
@@ -228,6 +231,9 @@ class SequenceClassifier(keras.Model):
         if clip_norm is not None:
             validation.check_positive_float("clip_norm", clip_norm)
         self.clip_norm = clip_norm
+        if jit_compile is None:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            jit_compile = replicas == 1
         super().compile(
             optimizer=optimizer,
             metrics=metrics,

@@ -6,9 +6,12 @@ One step serves every way of training: `SequenceClassifier.train_step`
 where Keras 3's `fit` fails).
 """
 
+import shutil
+import tempfile
 from typing import NamedTuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -141,7 +144,16 @@ def train_step(
         logits = model.compute_logits(x, training=True)
         real = real_sequences(model.compute_mask(x))
         loss = classification_loss(y, logits, real, sample_weight)
-        total = tf.add_n([loss, *model.losses]) / num_replicas
+        # This replica's share of the mean over the whole (global) batch,
+        # exact also where the replicas hold different numbers of sequences.
+        count = tf.reduce_sum(real)
+        total_count = count
+        if num_replicas > 1:
+            total_count = replicas.all_reduce("sum", count)
+        share = tf.math.divide_no_nan(loss * count, total_count)
+        total = share
+        if model.losses:
+            total += tf.add_n(model.losses) / num_replicas
     gradients = tape.gradient(total, variables)
     if num_replicas > 1:
         gradients = replicas.all_reduce("sum", gradients)
@@ -151,3 +163,211 @@ def train_step(
         gradients = [g / num_replicas for g in gradients]
     model.optimizer.apply(gradients, variables)
     return StepResult(loss, logits, norm, clipped, real)
+
+
+_EPOCH_LOGS = ("loss", "accuracy", "grad_norm", "grad_norm_max", "clipped")
+
+
+class DistributedTrainer:
+    """A custom training loop over `strategy.run`, for any strategy.
+
+    Keras 3's `fit` works under `MirroredStrategy` but fails under
+    `MultiWorkerMirroredStrategy` (keras-team/keras issue 20585); this loop
+    works under both, and so is what trains on several hosts. It runs the
+    same `train_step` as `fit` (masked loss, clipping, `grad_norm`) over
+    `strategy.experimental_distribute_dataset`, shows a progress bar, and
+    checkpoints every epoch so that an interrupted run resumes where it
+    stopped, with the same batches (see `keras_seqrnn.data.epochs_dataset`).
+
+    Create the model (and compile it, for its optimizer) inside
+    `strategy.scope()`. Under `MultiWorkerMirroredStrategy`, every worker
+    runs the same program; the chief (task 0) writes the checkpoints.
+
+    Args:
+        model: a compiled `SequenceClassifier`.
+        strategy: a `tf.distribute.Strategy`. Default: the current one.
+        clip_norm: the largest global gradient norm, or None.
+            Default: the model's (`compile(clip_norm=...)`).
+        checkpoint_dir: None, or a folder for `tf.train.Checkpoint`s of the
+            model, the optimizer and the epoch. Default: `None`.
+
+    Example:
+
+    ```python
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    with strategy.scope():
+        model = keras_seqrnn.build_classifier(12, 9)
+        model.compile(keras.optimizers.Adam(1e-3), clip_norm=1.0)
+    trainer = keras_seqrnn.training.DistributedTrainer(
+        model, strategy, checkpoint_dir="ckpt")
+    history = trainer.fit(sequences, labels, batch_size=64, epochs=10)
+    ```
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        strategy: tf.distribute.Strategy | None = None,
+        clip_norm: float | None = None,
+        checkpoint_dir: str | None = None,
+    ):
+        self.model = model
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.clip_norm = model.clip_norm if clip_norm is None else clip_norm
+        self.checkpoint_dir = checkpoint_dir
+        with self.strategy.scope():
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = None
+        if checkpoint_dir is not None:
+            self.checkpoint = tf.train.Checkpoint(
+                model=model, optimizer=model.optimizer, epoch=self.epoch
+            )
+
+    def fit(
+        self,
+        sequences,
+        labels,
+        batch_size: int,
+        epochs: int,
+        seed: int = 0,
+        verbose: int = 1,
+    ) -> list[dict]:
+        """Trains for `epochs` epochs, resuming from the last checkpoint.
+
+        Args:
+            sequences: list of `(length, features)` arrays.
+            labels: one integer label per sequence.
+            batch_size: the global batch size, split over the replicas.
+            epochs: the epoch to stop after.
+            seed: the shuffling seed. Default: `0`.
+            verbose: 1 for a progress bar (on the chief), 0 for none.
+
+        Returns:
+            The logs of the epochs run now: `epoch`, `loss`, `accuracy`,
+            `grad_norm` (mean), `grad_norm_max` and `clipped` (fraction).
+        """
+        from keras_seqrnn import data
+
+        self._restore()
+        initial_epoch = int(self.epoch.numpy())
+        if initial_epoch >= epochs:
+            return []
+        dataset, steps = data.epochs_dataset(
+            sequences,
+            labels,
+            batch_size,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            seed=seed,
+            pad_to_bucket_boundary=True,
+        )
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        iterator = iter(
+            self.strategy.experimental_distribute_dataset(
+                dataset.with_options(options)
+            )
+        )
+        history = []
+        for epoch in range(initial_epoch, epochs):
+            progress = None
+            if verbose and self.is_chief():
+                progress = keras.utils.Progbar(
+                    steps, unit_name="step", stateful_metrics=_EPOCH_LOGS
+                )
+            loss_sum = count = correct = norm_sum = clipped_sum = 0.0
+            norm_max = 0.0
+            for step in range(steps):
+                values = self._distributed_step(next(iterator))
+                step_loss, step_count, step_correct, norm, clipped = (
+                    float(v) for v in values
+                )
+                loss_sum += step_loss
+                count += step_count
+                correct += step_correct
+                norm_sum += norm
+                norm_max = max(norm_max, norm)
+                clipped_sum += clipped
+                if progress is not None:
+                    progress.update(
+                        step + 1,
+                        [("loss", loss_sum / max(count, 1)),
+                         ("grad_norm", norm)],
+                        finalize=False,
+                    )
+            logs = {
+                "epoch": epoch + 1,
+                "loss": loss_sum / max(count, 1),
+                "accuracy": correct / max(count, 1),
+                "grad_norm": norm_sum / steps,
+                "grad_norm_max": norm_max,
+                "clipped": clipped_sum / steps,
+            }
+            if progress is not None:
+                progress.update(steps, list(logs.items())[1:], finalize=True)
+            history.append(logs)
+            self.epoch.assign(epoch + 1)
+            self._save()
+        return history
+
+    @tf.function(reduce_retracing=True)
+    def _distributed_step(self, batch):
+        sums = self.strategy.run(self._replica_step, args=batch)
+        total = tf.distribute.ReduceOp.SUM
+        loss_sum, count, correct = (
+            self.strategy.reduce(total, value, axis=None) for value in sums[:3]
+        )
+        # After the all-reduce every replica holds the same norm and flag.
+        norm, clipped = (
+            self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            for value in sums[3:]
+        )
+        return loss_sum, count, correct, norm, clipped
+
+    def _replica_step(self, x, y):
+        result = train_step(self.model, x, y, clip_norm=self.clip_norm)
+        count = tf.reduce_sum(result.real)
+        hits = tf.equal(
+            tf.argmax(result.logits, axis=-1, output_type=tf.int32),
+            tf.reshape(tf.cast(y, tf.int32), [-1]),
+        )
+        correct = tf.reduce_sum(tf.cast(hits, tf.float32) * result.real)
+        return result.loss * count, count, correct, result.grad_norm, result.clipped
+
+    def is_chief(self) -> bool:
+        """Whether this process writes the checkpoints (task 0)."""
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        if resolver is None or not resolver.cluster_spec().as_dict():
+            return True
+        if resolver.task_type == "chief":
+            return True
+        has_chief = "chief" in resolver.cluster_spec().as_dict()
+        return not has_chief and resolver.task_type == "worker" and (
+            resolver.task_id == 0
+        )
+
+    def _restore(self):
+        if self.checkpoint is None:
+            return
+        with self.strategy.scope():
+            self.model.optimizer.build(self.model.trainable_variables)
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if latest is not None:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+
+    def _save(self):
+        if self.checkpoint is None:
+            return
+        # Every worker saves (the save is collective); only the chief's
+        # copy is kept.
+        directory = self.checkpoint_dir
+        if not self.is_chief():
+            directory = tempfile.mkdtemp(prefix="seqrnn-worker-checkpoint-")
+        manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=2
+        )
+        manager.save()
+        if directory != self.checkpoint_dir:
+            shutil.rmtree(directory, ignore_errors=True)
