@@ -200,12 +200,16 @@ def run_layer(
     mask: Optional[tf.Tensor] = None,
     recurrent_dropout_mask: Optional[tf.Tensor] = None,
     return_sequences: bool = True,
+    unroll: bool = False,
 ) -> tuple[Optional[tf.Tensor], tf.Tensor, tf.Tensor]:
     """Runs one layer over time, from a zero state.
 
     The input projection is one matrix product before the loop; the loop
     carries the state `(h, y)` and, only where `return_sequences`, writes
-    each step's output.
+    each step's output. The loop is a `tf.while_loop`, for any length, or,
+    unrolled, a straight line of steps over `tf.unstack`ed inputs, which
+    TFLite's GPU delegate and full-integer quantization need (in training
+    under XLA it compiles several times longer and runs no faster).
 
     Args:
         inputs: `(batch, time, input_dim)` tensor; time may be dynamic.
@@ -214,11 +218,23 @@ def run_layer(
         mask: None or a `(batch, time)` boolean or 0/1 tensor.
         recurrent_dropout_mask: None or a `(batch, units)` mask.
         return_sequences: whether to collect the output of every step.
+        unroll: True to unroll (the time axis must be static), False for
+            a `tf.while_loop`.
 
     Returns:
         `(outputs, h, y)`: outputs `(batch, time, units)` or None, the final
         state and the final output (both `(batch, units)`).
     """
+    if unroll and inputs.shape[1] is None:
+        raise ValueError(
+            "`unroll=True` needs a static time axis, got inputs of shape "
+            f"{tuple(inputs.shape)}."
+        )
+    if unroll:
+        return _run_unrolled(
+            inputs, weights, activation, mask, recurrent_dropout_mask,
+            return_sequences,
+        )
     projected = tf.transpose(project_inputs(inputs, weights), [1, 0, 2])
     dtype = projected.dtype
     batch = tf.shape(projected)[1]
@@ -248,3 +264,32 @@ def run_layer(
     if not outputs:
         return None, h, y
     return tf.transpose(outputs[0].stack(), [1, 0, 2]), h, y
+
+
+def _run_unrolled(
+    inputs, weights, activation, mask, recurrent_dropout_mask, return_sequences
+):
+    projected = project_inputs(inputs, weights)
+    dtype = projected.dtype
+    zeros = tf.zeros(tf.stack([tf.shape(inputs)[0], weights.units]), dtype)
+    h = y = zeros
+    masks = [None] * inputs.shape[1]
+    if mask is not None:
+        masks = tf.unstack(tf.cast(mask, dtype)[:, :, None], axis=1)
+    outputs = []
+    for projected_t, mask_t in zip(tf.unstack(projected, axis=1), masks):
+        h, y = step(
+            projected_t,
+            h,
+            y,
+            weights,
+            activation,
+            mask=mask_t,
+            recurrent_dropout_mask=recurrent_dropout_mask,
+        )
+        outputs.append(y)
+    if not return_sequences:
+        return None, h, y
+    if not outputs:
+        return tf.zeros_like(projected[:, :, : weights.units]), h, y
+    return tf.stack(outputs, axis=1), h, y

@@ -364,3 +364,42 @@ def test_invalid_feature_size(rng):
     layer(rng.normal(size=(2, 5, 3)).astype("float32"))
     with pytest.raises(ValueError, match="built for 3 features.*with 7"):
         layer(rng.normal(size=(2, 5, 7)).astype("float32"))
+
+
+@pytest.mark.parametrize("highway", MODES, ids=MODE_IDS)
+def test_unrolled_equals_loop(rng, highway):
+    x, mask = _padded_batch(rng)
+    looped = HighwayStackedRNN(
+        [4, 6], highway=highway, return_sequences=True, return_state=True,
+        unroll=False,
+    )
+    unrolled = HighwayStackedRNN(
+        [4, 6], highway=highway, return_sequences=True, return_state=True,
+        unroll=True,
+    )
+    looped.build(x.shape)
+    unrolled.build(x.shape)
+    _randomize(looped, rng)
+    unrolled.set_weights(looped.get_weights())
+    for a, b in zip(looped(x, mask=mask), unrolled(x, mask=mask)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+    def gradients(layer):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, mask=mask)[0] ** 2)
+        return tape.gradient(loss, layer.trainable_variables)
+
+    for a, b in zip(gradients(looped), gradients(unrolled)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_unroll_needs_a_static_time_axis():
+    layer = HighwayStackedRNN(4, unroll=True)
+    layer.build((None, None, 3))
+    dynamic = tf.function(
+        layer, input_signature=[tf.TensorSpec((None, None, 3), tf.float32)]
+    )
+    with pytest.raises(ValueError, match="`unroll=True` needs a static time"):
+        dynamic.get_concrete_function()
+    with pytest.raises(ValueError, match="`unroll`.*got 'yes'"):
+        HighwayStackedRNN(4, unroll="yes")

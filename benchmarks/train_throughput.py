@@ -1,0 +1,165 @@
+"""Training throughput: keras_seqrnn against Keras' SimpleRNN + fit.
+
+JapaneseVowels-shaped data (lengths 7 to 29, padded to T = 29, 12 features,
+9 classes), batch 64, masking on. Every contestant trains with `fit` on the
+same padded arrays. Each epoch is timed by a callback; the first (XLA
+compilation) is dropped and the median of the others counts, so neither
+compilation nor the start-up of `fit` enters the numbers.
+
+    python benchmarks/train_throughput.py [--sequences 2048] [--epochs 6]
+
+Prints a table and writes benchmarks/results/train_throughput.json.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_seqrnn  # noqa: E402
+
+FEATURES, CLASSES, TIME, BATCH = 12, 9, 29, 64
+
+
+def japanese_vowels_shaped(count, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(7, TIME + 1, size=count)
+    sequences = [rng.normal(size=(n, FEATURES)).astype("float32") for n in lengths]
+    labels = rng.integers(0, CLASSES, size=count)
+    padded, _ = keras_seqrnn.data.pad(sequences, max_length=TIME)
+    return sequences, padded, labels
+
+
+def keras_simple_rnn(layers, jit_compile, steps_per_execution=1):
+    inputs = keras.Input((None, FEATURES))
+    x = keras.layers.Masking()(inputs)
+    for i in range(layers):
+        x = keras.layers.SimpleRNN(64, return_sequences=i < layers - 1)(x)
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES, activation="softmax")(x))
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def ours(layers, highway, steps_per_execution=1):
+    model = keras_seqrnn.build_classifier(
+        FEATURES, CLASSES, units=64, num_layers=layers, highway=highway
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        metrics=["accuracy"],
+        clip_norm=1.0,
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def throughput(model, fit_args, count, epochs):
+    timer = EpochTimer()
+    model.fit(**fit_args, epochs=epochs, callbacks=[timer], verbose=0)
+    return count / float(np.median(timer.seconds[1:]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=2048)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=pathlib.Path(__file__).parent / "results" / "train_throughput.json",
+    )
+    args = parser.parse_args()
+    sequences, padded, labels = japanese_vowels_shaped(args.sequences)
+    arrays = {"x": padded, "y": labels, "batch_size": BATCH, "shuffle": True}
+    bucketed, steps = keras_seqrnn.data.epochs_dataset(
+        sequences, labels, BATCH, epochs=args.epochs, pad_to_bucket_boundary=True,
+        bucket_boundaries=[14, 22],
+    )
+    streamed = {"x": bucketed, "steps_per_epoch": steps, "shuffle": False}
+    contestants = [
+        ("keras SimpleRNN + fit (default)", lambda: keras_simple_rnn(1, "auto"), arrays),
+        ("keras SimpleRNN + fit (jit_compile=True)", lambda: keras_simple_rnn(1, True), arrays),
+        ("keras SimpleRNN + fit (jit_compile=True, steps_per_execution=8)",
+         lambda: keras_simple_rnn(1, True, 8), arrays),
+        ("keras_seqrnn, 1 layer, highway=None", lambda: ours(1, None), arrays),
+        ("keras_seqrnn, 1 layer, highway=None, steps_per_execution=8",
+         lambda: ours(1, None, 8), arrays),
+        ("keras_seqrnn, 1 layer, highway=None, bucketed, steps_per_execution=8",
+         lambda: ours(1, None, 8), streamed),
+        ("keras SimpleRNN x 4 + fit (jit_compile=True)", lambda: keras_simple_rnn(4, True), arrays),
+        ("keras_seqrnn, 4 layers, highway=depth", lambda: ours(4, "depth"), arrays),
+        ("keras_seqrnn, 4 layers, highway=both", lambda: ours(4, "both"), arrays),
+    ]
+    rows = []
+    for name, make, fit_args in contestants:
+        keras.utils.set_random_seed(0)
+        speed = throughput(make(), fit_args, args.sequences, args.epochs)
+        rows.append({"name": name, "sequences_per_second": round(speed, 1)})
+        print(f"{name}: {speed:,.0f} sequences/s", flush=True)
+    by_name = {row["name"]: row["sequences_per_second"] for row in rows}
+    default = by_name["keras SimpleRNN + fit (default)"]
+    jit = by_name["keras SimpleRNN + fit (jit_compile=True)"]
+    mine = by_name["keras_seqrnn, 1 layer, highway=None"]
+    mine_spe = by_name["keras_seqrnn, 1 layer, highway=None, steps_per_execution=8"]
+    ratios = {
+        "vs_simple_rnn_default": round(mine / default, 2),
+        "vs_simple_rnn_jit": round(mine / jit, 2),
+        "steps_per_execution_8_vs_simple_rnn_default": round(mine_spe / default, 2),
+        "steps_per_execution_8_vs_simple_rnn_jit": round(mine_spe / jit, 2),
+    }
+    print()
+    print("| contestant | sequences/s | x SimpleRNN default | x SimpleRNN jit |")
+    print("|---|---:|---:|---:|")
+    for row in rows:
+        speed = row["sequences_per_second"]
+        print(f"| {row['name']} | {speed:,.0f} | {speed / default:.2f} | {speed / jit:.2f} |")
+    print()
+    print(
+        f"keras_seqrnn (1 layer) is {ratios['vs_simple_rnn_default']}x Keras "
+        f"SimpleRNN + fit and {ratios['vs_simple_rnn_jit']}x with XLA; with "
+        "steps_per_execution=8, "
+        f"{ratios['steps_per_execution_8_vs_simple_rnn_default']}x and "
+        f"{ratios['steps_per_execution_8_vs_simple_rnn_jit']}x "
+        "(targets: 2.5x and 1.5x)."
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "setup": {
+            "sequences": args.sequences, "time": TIME, "features": FEATURES,
+            "classes": CLASSES, "batch_size": BATCH, "units": 64,
+            "epochs": args.epochs,
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        },
+        "results": rows,
+        "ratios": ratios,
+    }, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
