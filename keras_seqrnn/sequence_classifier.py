@@ -49,6 +49,9 @@ class SequenceClassifier(keras.Model):
             `keras_seqrnn.data.feature_statistics`). Default: `None`.
         dropout: Float in `[0, 1)`, dropout between stacked layers and before
             the output layer. Default: `0.0`.
+        input_noise: Float >= 0, the standard deviation of Gaussian noise
+            added to every real step in training, after standardization (so
+            in units of each feature's standard deviation). Default: `0.0`.
         recurrent_dropout: Float in `[0, 1)`, variational dropout on the
             recurrent state. Default: `0.0`.
         gate_bias: Float, the initial bias of the highway gates.
@@ -96,6 +99,7 @@ class SequenceClassifier(keras.Model):
         feature_mean=None,
         feature_variance=None,
         dropout: float = 0.0,
+        input_noise: float = 0.0,
         recurrent_dropout: float = 0.0,
         gate_bias: float = -2.0,
         label_names=None,
@@ -110,6 +114,12 @@ class SequenceClassifier(keras.Model):
                 f"expected an integer >= 2, got {num_classes!r}."
             )
         validation.check_finite_float("mask_value", mask_value)
+        validation.check_finite_float("input_noise", input_noise)
+        if input_noise < 0:
+            raise ValueError(
+                "Received an invalid value for argument `input_noise`, "
+                f"expected a non-negative number, got {input_noise!r}."
+            )
         feature_mean, feature_variance = _check_statistics(
             feature_mean, feature_variance, num_features
         )
@@ -130,6 +140,7 @@ class SequenceClassifier(keras.Model):
         self.feature_mean = feature_mean
         self.feature_variance = feature_variance
         self.dropout = dropout
+        self.input_noise = float(input_noise)
         self.recurrent_dropout = recurrent_dropout
         self.gate_bias = gate_bias
         self.label_names = label_names
@@ -185,10 +196,25 @@ class SequenceClassifier(keras.Model):
         x = inputs
         if self.standardization is not None:
             x = self.standardization(x)
+        if training and self.input_noise:
+            x = x + self._input_noise(x) * tf.cast(mask, x.dtype)[:, :, None]
         x = self.rnn(x, mask=mask, training=training)
         if self.output_dropout is not None:
             x = self.output_dropout(x, training=training)
         return self.head(x)
+
+    def _input_noise(self, x):
+        # Stateless, keyed by (seed, optimizer step): a run resumed from a
+        # checkpoint draws the very noise of an uninterrupted one.
+        step = 0
+        if getattr(self, "optimizer", None) is not None:
+            step = self.optimizer.iterations
+        seed = tf.stack(
+            [tf.constant(self.seed or 0, tf.int64), tf.cast(step, tf.int64)]
+        )
+        return tf.random.stateless_normal(
+            tf.shape(x), seed, stddev=self.input_noise, dtype=x.dtype
+        )
 
     def call(self, inputs, training=False):
         logits = self.compute_logits(inputs, training)
@@ -301,6 +327,7 @@ class SequenceClassifier(keras.Model):
             "feature_mean": _as_list(self.feature_mean),
             "feature_variance": _as_list(self.feature_variance),
             "dropout": self.dropout,
+            "input_noise": self.input_noise,
             "recurrent_dropout": self.recurrent_dropout,
             "gate_bias": self.gate_bias,
             "label_names": _as_list(self.label_names),
@@ -374,9 +401,10 @@ def build_classifier(
             else `1`.
         highway: `"depth"`, `"time"`, `"both"` or `None`.
             Default: `"depth"`.
-        **kwargs: the other arguments of `SequenceClassifier` (`mask_value`,
-            `feature_mean`, `feature_variance`, `dropout`,
-            `recurrent_dropout`, `gate_bias`, `label_names`, `seed`, `name`).
+        **kwargs: the other arguments of `SequenceClassifier`
+            (`mask_value`, `feature_mean`, `feature_variance`, `dropout`,
+            `input_noise`, `recurrent_dropout`, `gate_bias`, `label_names`,
+            `seed`, `name`).
 
     Returns:
         A built `SequenceClassifier` with sublayers `standardization` (None

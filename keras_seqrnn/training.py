@@ -310,6 +310,11 @@ class DistributedTrainer:
             history.append(logs)
             self.epoch.assign(epoch + 1)
             self._save()
+        # With `use_ema`, the weights become their moving averages, as at
+        # the end of Keras' `fit`.
+        self.model.optimizer.finalize_variable_values(
+            self.model.trainable_variables
+        )
         return history
 
     @tf.function(reduce_retracing=True)

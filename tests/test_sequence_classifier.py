@@ -190,3 +190,22 @@ def test_invalid_compile_and_inputs(rng):
         model(tf.zeros((2, 3, 5)))
     with pytest.raises(ValueError, match="rank 3"):
         model(tf.zeros((2, 4)))
+
+
+def test_input_noise_only_in_training_and_only_on_real_steps(rng):
+    sequences = _sequences(rng)
+    padded, _ = data.pad(sequences)
+    noisy = build_classifier(4, 3, units=5, input_noise=0.5, seed=3)
+    np.testing.assert_array_equal(
+        noisy.compute_logits(padded), noisy.compute_logits(padded)
+    )
+    drawn = noisy._input_noise(tf.constant(padded))
+    again = noisy._input_noise(tf.constant(padded))
+    np.testing.assert_array_equal(drawn, again)  # keyed by (seed, step)
+    assert abs(float(tf.math.reduce_std(drawn)) - 0.5) < 0.05
+    assert not np.allclose(
+        noisy.compute_logits(padded, training=True),
+        noisy.compute_logits(padded),
+    )
+    with pytest.raises(ValueError, match="`input_noise`.*non-negative"):
+        build_classifier(4, 3, input_noise=-0.1)
