@@ -114,12 +114,7 @@ class SequenceClassifier(keras.Model):
                 f"expected an integer >= 2, got {num_classes!r}."
             )
         validation.check_finite_float("mask_value", mask_value)
-        validation.check_finite_float("input_noise", input_noise)
-        if input_noise < 0:
-            raise ValueError(
-                "Received an invalid value for argument `input_noise`, "
-                f"expected a non-negative number, got {input_noise!r}."
-            )
+        validation.check_non_negative_float("input_noise", input_noise)
         feature_mean, feature_variance = _check_statistics(
             feature_mean, feature_variance, num_features
         )

@@ -40,6 +40,18 @@ def check_positive_float(name: str, value) -> None:
         )
 
 
+def check_non_negative_float(name: str, value) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0 <= value < math.inf
+    ):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a "
+            f"non-negative number, got {value!r}."
+        )
+
+
 def check_finite_float(name: str, value) -> None:
     if (
         isinstance(value, bool)

@@ -42,30 +42,41 @@ def _free_ports(count):
     return ports
 
 
+def _run_cluster(command, workers=2, timeout=300):
+    """Runs `command(index)` as each worker of a localhost TF_CONFIG cluster.
+
+    Returns each worker's standard output; fails on any non-zero exit.
+    """
+    addresses = [f"127.0.0.1:{port}" for port in _free_ports(workers)]
+    processes = []
+    for index in range(workers):
+        env = dict(os.environ)
+        env["TF_CONFIG"] = json.dumps({
+            "cluster": {"worker": addresses},
+            "task": {"type": "worker", "index": index},
+        })
+        processes.append(subprocess.Popen(
+            command(index), env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        ))
+    try:
+        outputs = [process.communicate(timeout=timeout) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    return [stdout for stdout, _ in outputs]
+
+
 def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
     script = str(SCRIPTS / "multi_worker.py")
     reference = tmp_path / "reference.json"
     subprocess.run([sys.executable, script, str(reference)], check=True,
                    capture_output=True, timeout=300)
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        env = dict(os.environ)
-        env["TF_CONFIG"] = json.dumps({
-            "cluster": {"worker": workers},
-            "task": {"type": "worker", "index": index},
-        })
-        processes.append(subprocess.Popen(
-            [sys.executable, script, str(tmp_path / f"worker{index}.json")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
-    try:
-        for process in processes:
-            _, stderr = process.communicate(timeout=300)
-            assert process.returncode == 0, stderr[-3000:]
-    finally:
-        for process in processes:
-            process.kill()
+    _run_cluster(
+        lambda index: [sys.executable, script, str(tmp_path / f"worker{index}.json")]
+    )
     results = [json.loads((tmp_path / f"worker{i}.json").read_text()) for i in range(2)]
     expected = json.loads(reference.read_text())
     assert [r["replicas"] for r in results] == [2, 2]
@@ -91,27 +102,9 @@ def test_seqrnn_train_on_a_two_worker_cluster(tmp_path):
             str(train), "--test-data", str(test), "--out", str(out),
             "--units", "6", "--layers", "1", "--epochs", "3",
             "--batch-size", "8", "--lr", "0.03"]
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        env = dict(os.environ)
-        env["TF_CONFIG"] = json.dumps({
-            "cluster": {"worker": workers},
-            "task": {"type": "worker", "index": index},
-        })
-        processes.append(subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True,
-        ))
-    try:
-        outputs = [p.communicate(timeout=300) for p in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    for process, (_, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stderr[-3000:]
-    assert "| test accuracy" in outputs[0][0]
-    assert outputs[1][0] == ""
+    outputs = _run_cluster(lambda index: argv)
+    assert "| test accuracy" in outputs[0]
+    assert outputs[1] == ""
     metrics = json.loads((out / "metrics.json").read_text())
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
