@@ -294,40 +294,44 @@ class HighwayStackedRNN(keras.layers.Layer):
         validation.check_sequence_shape(
             self.name, inputs.shape, self.input_features
         )
-        sequence = inputs
-        states = []
-        output = None
-        for i in range(self.num_layers):
-            last = i == self.num_layers - 1
+        batch = tf.shape(inputs)[0]
+        dropout_masks = [None] * self.num_layers
+        recurrent_dropout_masks = [None] * self.num_layers
+        for i, units in enumerate(self.layer_units):
             if training and self.dropout > 0 and i > 0:
-                sequence = sequence * keras.random.dropout(
-                    tf.ones_like(sequence[:, :1, :]),
-                    self.dropout,
-                    seed=self.seed_generator,
+                dropout_masks[i] = self._dropout_mask(
+                    batch, self.layer_units[i - 1], self.dropout
                 )
-            recurrent_dropout_mask = None
             if training and self.recurrent_dropout > 0:
-                recurrent_dropout_mask = keras.random.dropout(
-                    tf.ones_like(sequence[:, 0, :1])
-                    * tf.ones([self.layer_units[i]], sequence.dtype),
-                    self.recurrent_dropout,
-                    seed=self.seed_generator,
+                recurrent_dropout_masks[i] = self._dropout_mask(
+                    batch, units, self.recurrent_dropout
                 )
-            sequence, h, output = recurrence.run_layer(
-                sequence,
-                recurrence.fuse_weights(self.layer_weights(i)),
-                self.activation,
-                mask=mask,
-                recurrent_dropout_mask=recurrent_dropout_mask,
-                return_sequences=self.return_sequences or not last,
-                unroll=self.unroll,
-            )
-            states.append(h)
+        sequences, states, output = recurrence.run_stack(
+            inputs,
+            [
+                recurrence.fuse_weights(self.layer_weights(i))
+                for i in range(self.num_layers)
+            ],
+            self.activation,
+            mask=mask,
+            dropout_masks=dropout_masks,
+            recurrent_dropout_masks=recurrent_dropout_masks,
+            return_sequences=self.return_sequences,
+            unroll=self.unroll,
+        )
         if self.return_sequences:
-            output = sequence
+            output = sequences
         if self.return_state:
             return [output, *states]
         return output
+
+    def _dropout_mask(self, batch, size, rate):
+        """One mask per sequence, the same at every step."""
+        return keras.random.dropout(
+            tf.ones(tf.stack([batch, size]), self.compute_dtype),
+            rate,
+            seed=self.seed_generator,
+        )
 
     def compute_output_shape(self, input_shape):
         batch, time = input_shape[0], input_shape[1]

@@ -104,16 +104,58 @@ def test_recurrent_dropout_mask_scales_the_state(rng):
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
-def test_run_layer_with_and_without_sequences(rng):
-    w = recurrence.fuse_weights(_weights(rng, 3, 4, True, True, True))
+@pytest.mark.parametrize("unroll", [False, True], ids=["loop", "unrolled"])
+def test_run_stack_with_and_without_sequences(rng, unroll):
+    weights = [
+        recurrence.fuse_weights(_weights(rng, 3, 4, True, True, True)),
+        recurrence.fuse_weights(_weights(rng, 4, 5, False, True, True)),
+    ]
     x = rng.normal(size=(2, 6, 3)).astype("float32")
     mask = np.array([[1] * 6, [1, 1, 1, 0, 0, 0]], bool)
-    outputs, h, y = recurrence.run_layer(x, w, tf.tanh, mask=mask)
-    none, h2, y2 = recurrence.run_layer(
-        x, w, tf.tanh, mask=mask, return_sequences=False
+    outputs, states, y = recurrence.run_stack(
+        x, weights, tf.tanh, mask=mask, return_sequences=True, unroll=unroll
     )
-    assert outputs.shape == (2, 6, 4) and none is None
-    np.testing.assert_array_equal(h, h2)
-    np.testing.assert_array_equal(y, y2)
+    none, states2, y2 = recurrence.run_stack(
+        x, weights, tf.tanh, mask=mask, unroll=unroll
+    )
+    assert outputs.shape == (2, 6, 5) and none is None
+    assert [s.shape for s in states] == [(2, 4), (2, 5)]
+    for a, b in zip(states + [y], states2 + [y2]):
+        np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(outputs[:, -1], y)
     np.testing.assert_array_equal(outputs[1, 3:], np.repeat(outputs[1, 2:3], 3, 0))
+
+
+def test_run_stack_equals_layer_by_layer(rng):
+    weights = [
+        recurrence.fuse_weights(_weights(rng, 3, 4, False, True, True)),
+        recurrence.fuse_weights(_weights(rng, 4, 4, True, False, False)),
+    ]
+    x = rng.normal(size=(3, 5, 3)).astype("float32")
+    mask = np.array([[1] * 5, [1, 1, 0, 0, 0], [0] * 5], bool)
+    dropout = [None, (rng.random((3, 4)) > 0.5).astype("float32") * 2]
+    stacked, states, _ = recurrence.run_stack(
+        x, weights, tf.tanh, mask=mask, dropout_masks=dropout,
+        return_sequences=True,
+    )
+    first, h0, _ = recurrence.run_stack(
+        x, weights[:1], tf.tanh, mask=mask, return_sequences=True
+    )
+    second, h1, _ = recurrence.run_stack(
+        first * dropout[1][:, None, :], weights[1:], tf.tanh, mask=mask,
+        return_sequences=True,
+    )
+    np.testing.assert_allclose(stacked, second, atol=1e-6)
+    np.testing.assert_allclose(states[0], h0[0], atol=1e-6)
+    np.testing.assert_allclose(states[1], h1[0], atol=1e-6)
+    np.testing.assert_array_equal(stacked[2], 0.0)
+
+
+def test_unroll_needs_a_static_time_axis():
+    weights = [recurrence.fuse_weights(_weights(np.random.default_rng(0), 3, 4, False, False, False))]
+    run = tf.function(
+        lambda x: recurrence.run_stack(x, weights, tf.tanh, unroll=True)[2],
+        input_signature=[tf.TensorSpec((None, None, 3), tf.float32)],
+    )
+    with pytest.raises(ValueError, match="`unroll=True` needs a static time"):
+        run.get_concrete_function()
