@@ -4,9 +4,11 @@ JapaneseVowels-shaped data (lengths 7 to 29, padded to T = 29, 12 features,
 9 classes), batch 64, masking on. Every contestant trains with `fit` on the
 same padded arrays. Each epoch is timed by a callback; the first (XLA
 compilation) is dropped and the median of the others counts, so neither
-compilation nor the start-up of `fit` enters the numbers.
+compilation nor the start-up of `fit` enters the numbers. The contestants
+take turns over `--rounds` rounds, so that a slow spell of a shared machine
+does not fall on one of them alone.
 
-    python benchmarks/train_throughput.py [--sequences 2048] [--epochs 6]
+    python benchmarks/train_throughput.py [--sequences 8192] [--epochs 6]
 
 Prints a table and writes benchmarks/results/train_throughput.json.
 """
@@ -78,16 +80,17 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.start)
 
 
-def throughput(model, fit_args, count, epochs):
+def epoch_seconds(model, fit_args, epochs):
     timer = EpochTimer()
     model.fit(**fit_args, epochs=epochs, callbacks=[timer], verbose=0)
-    return count / float(np.median(timer.seconds[1:]))
+    return timer.seconds
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequences", type=int, default=2048)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--sequences", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=4, help="per round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--out",
         type=pathlib.Path,
@@ -115,10 +118,19 @@ def main():
         ("keras_seqrnn, 4 layers, highway=depth", lambda: ours(4, "depth"), arrays),
         ("keras_seqrnn, 4 layers, highway=both", lambda: ours(4, "both"), arrays),
     ]
-    rows = []
-    for name, make, fit_args in contestants:
+    models = []
+    for _, make, fit_args in contestants:
         keras.utils.set_random_seed(0)
-        speed = throughput(make(), fit_args, args.sequences, args.epochs)
+        model = make()
+        model.fit(**fit_args, epochs=1, verbose=0)  # Compiles.
+        models.append(model)
+    seconds = [[] for _ in contestants]
+    for _ in range(args.rounds):
+        for times, model, (_, _, fit_args) in zip(seconds, models, contestants):
+            times.extend(epoch_seconds(model, fit_args, args.epochs))
+    rows = []
+    for (name, _, _), times in zip(contestants, seconds):
+        speed = args.sequences / float(np.median(times))
         rows.append({"name": name, "sequences_per_second": round(speed, 1)})
         print(f"{name}: {speed:,.0f} sequences/s", flush=True)
     by_name = {row["name"]: row["sequences_per_second"] for row in rows}
@@ -152,7 +164,7 @@ def main():
         "setup": {
             "sequences": args.sequences, "time": TIME, "features": FEATURES,
             "classes": CLASSES, "batch_size": BATCH, "units": 64,
-            "epochs": args.epochs,
+            "epochs_per_round": args.epochs, "rounds": args.rounds,
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "cpu_count": os.cpu_count(), "machine": platform.machine(),
         },
