@@ -265,7 +265,6 @@ def _train(args, argv) -> int:
         )
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = _Checkpoint(out, _config(args), history)
-    start = time.perf_counter()
     try:
         model.fit(
             train,

@@ -11,7 +11,6 @@ import tempfile
 from typing import NamedTuple
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 
