@@ -4,64 +4,40 @@ import math
 import numbers
 
 
+def _number(value, kind=numbers.Real) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _reject(name: str, expected: str, value) -> None:
+    raise ValueError(
+        f"Received an invalid value for argument `{name}`, expected "
+        f"{expected}, got {value!r}."
+    )
+
+
 def check_positive_int(name: str, value) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value <= 0
-    ):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"positive integer, got {value!r}."
-        )
+    if not (_number(value, numbers.Integral) and value > 0):
+        _reject(name, "a positive integer", value)
 
 
 def check_rate(name: str, value) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0 <= value < 1
-    ):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"float in [0, 1), got {value!r}."
-        )
+    if not (_number(value) and 0 <= value < 1):
+        _reject(name, "a float in [0, 1)", value)
 
 
 def check_positive_float(name: str, value) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0 < value < math.inf
-    ):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"positive number, got {value!r}."
-        )
+    if not (_number(value) and 0 < value < math.inf):
+        _reject(name, "a positive number", value)
 
 
 def check_non_negative_float(name: str, value) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0 <= value < math.inf
-    ):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"non-negative number, got {value!r}."
-        )
+    if not (_number(value) and 0 <= value < math.inf):
+        _reject(name, "a non-negative number", value)
 
 
 def check_finite_float(name: str, value) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-    ):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"finite number, got {value!r}."
-        )
+    if not (_number(value) and math.isfinite(value)):
+        _reject(name, "a finite number", value)
 
 
 def check_sequence_shape(name: str, shape, features: int | None) -> None:
