@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from keras_seqrnn.validation import check_non_negative_int
 from keras_seqrnn.validation import check_positive_int
 
 
@@ -47,7 +48,7 @@ def pad(
     if max_length is None:
         max_length = int(lengths.max())
     else:
-        _check_non_negative_int("max_length", max_length)
+        check_non_negative_int("max_length", max_length)
         too_long = np.flatnonzero(lengths > max_length)
         if too_long.size:
             index = too_long[0]
@@ -122,7 +123,7 @@ def mask_from_lengths(lengths: np.ndarray, max_length: int) -> np.ndarray:
     array([[ True,  True, False],
            [False, False, False]])
     """
-    _check_non_negative_int("max_length", max_length)
+    check_non_negative_int("max_length", max_length)
     lengths = np.asarray(lengths)
     if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer):
         raise ValueError(
@@ -247,7 +248,7 @@ def epochs_dataset(
     >>> dataset, steps = epochs_dataset(x, y, 32, epochs=10)  # doctest: +SKIP
     >>> model.fit(dataset, epochs=10, steps_per_epoch=steps)  # doctest: +SKIP
     """
-    _check_non_negative_int("initial_epoch", initial_epoch)
+    check_non_negative_int("initial_epoch", initial_epoch)
     check_positive_int("epochs", epochs)
     if initial_epoch >= epochs:
         raise ValueError(
@@ -392,15 +393,3 @@ def _validate_sequences(sequences):
                 f"finite values, got NaN or infinity in sequence {index}."
             )
     return sequences
-
-
-def _check_non_negative_int(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < 0
-    ):
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"non-negative integer, got {value!r}."
-        )

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from keras_seqrnn import data
+
 
 class StepResult(NamedTuple):
     """What one training step did.
@@ -245,8 +247,6 @@ class DistributedTrainer:
             The logs of the epochs run now: `epoch`, `loss`, `accuracy`,
             `grad_norm` (mean), `grad_norm_max` and `clipped` (fraction).
         """
-        from keras_seqrnn import data
-
         self._restore()
         initial_epoch = int(self.epoch.numpy())
         if initial_epoch >= epochs:

@@ -20,6 +20,11 @@ def check_positive_int(name: str, value) -> None:
         _reject(name, "a positive integer", value)
 
 
+def check_non_negative_int(name: str, value) -> None:
+    if not (_number(value, numbers.Integral) and value >= 0):
+        _reject(name, "a non-negative integer", value)
+
+
 def check_rate(name: str, value) -> None:
     if not (_number(value) and 0 <= value < 1):
         _reject(name, "a float in [0, 1)", value)
