@@ -1,5 +1,39 @@
 """TFLite (LiteRT) export of keras_seqrnn models.
 
-Empty until the export work lands: it will hold `to_tflite`, its presets and
-the LiteRT runtime wrapper.
+`to_tflite` writes a builtin-only, optionally quantized model for the CPU,
+the GPU delegate or a phone, verified against Keras on the LiteRT runtime;
+`LiteRTModel` runs it.
+
+Importing this package does not import TensorFlow (`to_tflite` and
+`UnsupportedModelError` load it on first use): the LiteRT GPU accelerator
+crashes when it starts in a process that has loaded TensorFlow.
 """
+
+from export.child_process import ExportError
+from export.export_config import PRESETS
+from export.export_config import ExportConfig
+from export.export_report import ExportReport
+from export.litert_model import LiteRTModel
+
+_NEED_TENSORFLOW = {
+    "to_tflite": "export.tflite_export",
+    "UnsupportedModelError": "export.frozen_model",
+}
+
+__all__ = [
+    "PRESETS",
+    "ExportConfig",
+    "ExportError",
+    "ExportReport",
+    "LiteRTModel",
+    "UnsupportedModelError",
+    "to_tflite",
+]
+
+
+def __getattr__(name):
+    if name in _NEED_TENSORFLOW:
+        import importlib
+
+        return getattr(importlib.import_module(_NEED_TENSORFLOW[name]), name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")

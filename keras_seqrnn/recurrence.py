@@ -251,7 +251,9 @@ def run_stack(
     dtype = projected.dtype
     batch = tf.shape(inputs)[0]
     if mask is not None:
-        mask = tf.cast(mask, dtype)[:, :, None]
+        # expand_dims, not [:, :, None]: TFLite has no strided slice with
+        # a new axis.
+        mask = tf.expand_dims(tf.cast(mask, dtype), -1)
 
     def advance(projected_t, mask_t, states):
         new_states = []

@@ -171,6 +171,8 @@ class SequenceClassifier(keras.Model):
 
     def build(self, input_shape):
         validation.check_sequence_shape(self.name, input_shape, None)
+        if self.rnn.built:
+            return
         if self.standardization is not None:
             self.standardization.build(input_shape)
         self.rnn.build(input_shape)

@@ -1,0 +1,308 @@
+"""`LiteRTModel`: runs an exported classifier on the LiteRT CPU or GPU."""
+
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+from ai_edge_litert import compiled_model
+from ai_edge_litert import interpreter as interpreter_lib
+
+from export import model_file
+
+SIGNATURE = "serving_default"
+SEQUENCES = "sequences"
+LENGTHS = "lengths"
+PROBABILITIES = "probabilities"
+ACCELERATORS = ("cpu", "gpu")
+# Rows per call for models with a dynamic batch.
+_CHUNK = 256
+VULKAN_HINT = (
+    "The LiteRT GPU accelerator found no GPU adapter. On a machine without a "
+    "GPU it runs on Mesa's software Vulkan driver: install libvulkan1 and "
+    "mesa-vulkan-drivers >= 25 (Debian 12: from bookworm-backports; "
+    "`tools/install_vulkan.sh` does it)."
+)
+
+
+class LiteRTModel:
+    """An exported `keras_seqrnn` classifier on the `ai_edge_litert` runtime.
+
+    Takes what the Keras model takes, variable-length sequences, and returns
+    its probabilities: the input standardization is inside the model, and
+    the runner pads, splits batches to the model's static batch size and
+    checks lengths against its `max_length`.
+
+    Args:
+        path: a `.tflite` file written by `export.to_tflite`.
+        accelerator: `"cpu"` (the LiteRT interpreter with XNNPACK) or
+            `"gpu"` (the LiteRT GPU accelerator through `CompiledModel`; the
+            model must be a `target="gpu"` export). Default: `"cpu"`.
+        num_threads: CPU threads, or None for the runtime's default.
+        gpu_enforce_f32: on the GPU, compute in float32 rather than the
+            default float16. Default: `False`.
+
+    Example:
+
+    ```python
+    runner = export.LiteRTModel("jv.tflite")
+    probabilities = runner.predict([seq_a, seq_b])  # (2, num_classes)
+    ```
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        accelerator: str = "cpu",
+        num_threads: int | None = None,
+        gpu_enforce_f32: bool = False,
+    ):
+        if accelerator not in ACCELERATORS:
+            raise ValueError(
+                f"Unknown accelerator {accelerator!r}; expected one of "
+                f"{', '.join(ACCELERATORS)}."
+            )
+        self.path = pathlib.Path(path)
+        self.accelerator = accelerator
+        content = self.path.read_bytes()
+        try:
+            self.metadata = model_file.read_metadata(content) or {}
+        except ValueError as error:
+            raise ValueError(f"{self.path}: {error}") from None
+        if accelerator == "cpu":
+            self._interpreter = interpreter_lib.Interpreter(
+                model_path=str(self.path), num_threads=num_threads
+            )
+            signatures = self._interpreter.get_signature_list()
+            self._check_signature(signatures)
+            self._runner = self._interpreter.get_signature_runner(SIGNATURE)
+            details = self._runner.get_input_details()
+            output = self._runner.get_output_details()[PROBABILITIES]
+            self.fully_accelerated = True
+        else:
+            self._compiled = _compile_gpu(self.path, gpu_enforce_f32)
+            self._check_signature(self._compiled.get_signature_list())
+            details = self._compiled.get_input_tensor_details(SIGNATURE)
+            output = self._compiled.get_output_tensor_details(SIGNATURE)[
+                PROBABILITIES
+            ]
+            self.fully_accelerated = self._compiled.is_fully_accelerated()
+        sequences = details[SEQUENCES]
+        shape = [int(d) for d in sequences.get("shape_signature", [])] or [
+            int(d) for d in sequences["shape"]
+        ]
+        self.batch_size = shape[0] if shape[0] > 0 else None
+        self.max_length = shape[1] if shape[1] > 0 else None
+        self.num_features = shape[2]
+        self.num_classes = int(output["shape"][-1])
+        self.label_names = self.metadata.get("label_names")
+        self._input_quantization = _quantization(sequences)
+        self._output_quantization = _quantization(output)
+        if accelerator == "gpu":
+            self._inputs = self._compiled.create_input_buffers(0)
+            self._outputs = self._compiled.create_output_buffers(0)
+            self._input_names = self._compiled.get_signature_list()[SIGNATURE][
+                "inputs"
+            ]
+
+    def _check_signature(self, signatures):
+        expected = {"inputs": {SEQUENCES, LENGTHS}, "outputs": {PROBABILITIES}}
+        found = signatures.get(SIGNATURE)
+        if found is None or any(
+            set(found[key]) != names for key, names in expected.items()
+        ):
+            raise ValueError(
+                f"{self.path} is not a keras_seqrnn export: expected a "
+                f"{SIGNATURE!r} signature with inputs sequences, lengths and "
+                f"output probabilities, found {signatures}."
+            )
+
+    def predict(self, sequences, lengths=None) -> np.ndarray:
+        """Class probabilities, `(num_sequences, num_classes)` float32.
+
+        Args:
+            sequences: a list of `(length, num_features)` arrays, or a padded
+                `(batch, time, num_features)` array.
+            lengths: for a padded array, each sequence's length; None takes
+                the steps up to the last one that is not all zeros (the
+                Keras model's masking of zero padding).
+        """
+        padded, lengths = prepare_sequences(
+            sequences, lengths, self.num_features, self.max_length
+        )
+        rows = self.batch_size or _CHUNK
+        results = []
+        for start in range(0, len(padded), rows):
+            chunk = padded[start : start + rows]
+            chunk_lengths = lengths[start : start + rows]
+            results.append(self._run(chunk, chunk_lengths)[: len(chunk)])
+        if not results:
+            return np.zeros((0, self.num_classes), np.float32)
+        return np.concatenate(results)
+
+    def predict_labels(self, sequences, lengths=None) -> list:
+        """The most probable class of each sequence, by name if the model
+        stores names, else by index."""
+        indices = self.predict(sequences, lengths).argmax(axis=-1)
+        if self.label_names is None:
+            return [int(i) for i in indices]
+        return [self.label_names[i] for i in indices]
+
+    def latency(self, sequence, runs: int = 200, warmup: int = 20) -> float:
+        """The median seconds of one call on a batch of one sequence."""
+        padded, lengths = prepare_sequences(
+            [sequence], None, self.num_features, self.max_length
+        )
+        times = []
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            self._run(padded, lengths)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    def _run(self, padded, lengths):
+        batch = self.batch_size or len(padded)
+        steps = self.max_length or max(padded.shape[1], 1)
+        x = np.zeros((batch, steps, self.num_features), np.float32)
+        x[: len(padded), : padded.shape[1]] = padded
+        n = np.zeros(batch, np.int32)
+        n[: len(lengths)] = lengths
+        x = _quantize(x, self._input_quantization)
+        if self.accelerator == "cpu":
+            probabilities = self._runner(sequences=x, lengths=n)[PROBABILITIES]
+        else:
+            for name, buffer in zip(self._input_names, self._inputs):
+                buffer.write(x if name == SEQUENCES else n)
+            self._compiled.run_by_index(0, self._inputs, self._outputs)
+            dtype = np.int8 if self._output_quantization else np.float32
+            probabilities = self._outputs[0].read(
+                batch * self.num_classes, dtype
+            ).reshape(batch, self.num_classes)
+        return _dequantize(probabilities, self._output_quantization)
+
+
+def prepare_sequences(sequences, lengths, num_features, max_length=None):
+    """Checks and pads sequences: `(padded float32, lengths int32)`.
+
+    Args:
+        sequences: a list of `(length, num_features)` arrays, or a padded
+            `(batch, time, num_features)` array.
+        lengths: None or, for a padded array, `(batch,)` lengths.
+        num_features: the features per step the model takes.
+        max_length: None, or the longest sequence the model takes.
+
+    Raises:
+        ValueError: a wrong rank or feature count, a length out of range,
+            or a sequence longer than `max_length` (never truncated).
+    """
+    if isinstance(sequences, np.ndarray) and sequences.ndim != 3:
+        raise ValueError(
+            "Expected sequences as a list of (time, features) arrays or a "
+            "padded (batch, time, features) array, got an array of shape "
+            f"{sequences.shape}."
+        )
+    if isinstance(sequences, np.ndarray):
+        padded = np.asarray(sequences, np.float32)
+        if lengths is None:
+            real = np.any(padded != 0, axis=-1)
+            lengths = np.where(
+                real.any(axis=1),
+                padded.shape[1] - np.argmax(real[:, ::-1], axis=1),
+                0,
+            )
+        lengths = np.asarray(lengths)
+        if lengths.shape != (len(padded),):
+            raise ValueError(
+                f"Expected {len(padded)} lengths for a batch of "
+                f"{len(padded)}, got shape {lengths.shape}."
+            )
+        if np.any(lengths < 0) or np.any(lengths > padded.shape[1]):
+            raise ValueError(
+                f"Lengths must lie in [0, {padded.shape[1]}], the padded "
+                f"time axis; got {lengths.min()} to {lengths.max()}."
+            )
+    else:
+        if lengths is not None:
+            raise ValueError(
+                "Give lengths only with a padded array; a list of sequences "
+                "carries its own."
+            )
+        arrays = [np.asarray(s, np.float32) for s in sequences]
+        for i, array in enumerate(arrays):
+            if array.ndim != 2:
+                raise ValueError(
+                    f"Sequence {i} has shape {array.shape}; expected "
+                    f"(time, {num_features})."
+                )
+        lengths = np.array([len(a) for a in arrays], np.int64)
+        steps = int(lengths.max()) if len(arrays) else 0
+        features = arrays[0].shape[1] if arrays else num_features
+        padded = np.zeros((len(arrays), steps, features), np.float32)
+        for i, array in enumerate(arrays):
+            if array.shape[1] != features:
+                raise ValueError(
+                    f"Sequence {i} has {array.shape[1]} features, sequence 0 "
+                    f"has {features}."
+                )
+            padded[i, : len(array)] = array
+    if padded.shape[-1] != num_features:
+        raise ValueError(
+            f"The model takes {num_features} features per step, got "
+            f"{padded.shape[-1]}."
+        )
+    if max_length is not None and len(lengths) and lengths.max() > max_length:
+        longest = int(np.argmax(lengths))
+        raise ValueError(
+            f"Sequence {longest} has {int(lengths[longest])} steps, more than "
+            f"this model's max_length {max_length}; export with a larger "
+            "max_length (sequences are never truncated)."
+        )
+    steps = int(lengths.max()) if len(lengths) else 0
+    return padded[:, :steps], lengths.astype(np.int32)
+
+
+def _compile_gpu(path, enforce_f32):
+    if "tensorflow" in sys.modules:
+        # Measured with Mesa's llvmpipe: creating the accelerator after
+        # TensorFlow is loaded segfaults; before, it works.
+        raise RuntimeError(
+            "Create the GPU LiteRTModel in a process that has not imported "
+            "TensorFlow (or before importing it): the LiteRT GPU "
+            "accelerator crashes when it starts after TensorFlow is loaded. "
+            "export.to_tflite runs its GPU check in such a child process."
+        )
+    options = compiled_model.Options(
+        hardware_accelerators=compiled_model.HardwareAccelerator.GPU,
+        gpu_options=compiled_model.GpuOptions(enforce_f32=enforce_f32),
+    )
+    try:
+        # from_file: from_buffer does not keep the bytes alive.
+        return compiled_model.CompiledModel.from_file(
+            str(path), options=options
+        )
+    except RuntimeError as error:
+        raise RuntimeError(f"{VULKAN_HINT} ({error})") from None
+
+
+def _quantization(details):
+    params = details.get("quantization_parameters") or {}
+    scales = params.get("scales")
+    if details.get("dtype") in (np.int8, "int8") and scales is not None:
+        return float(scales[0]), int(params["zero_points"][0])
+    return None
+
+
+def _quantize(x, quantization):
+    if quantization is None:
+        return x
+    scale, zero_point = quantization
+    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
+
+
+def _dequantize(y, quantization):
+    if quantization is None:
+        return np.asarray(y, np.float32)
+    scale, zero_point = quantization
+    return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)

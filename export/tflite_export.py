@@ -1,0 +1,358 @@
+"""`to_tflite`: a trained classifier to a verified, builtin-only TFLite file."""
+
+import logging
+import os
+import pathlib
+import tempfile
+
+import keras
+import numpy as np
+
+from export import child_process
+from export import frozen_model as frozen_lib
+from export import litert_model
+from export import model_file
+from export.child_process import ExportError
+from export.export_config import PRESETS
+from export.export_config import TARGETS
+from export.export_config import ExportConfig
+from export.export_report import ExportReport
+from keras_seqrnn import atomic
+from keras_seqrnn.version import __version__
+
+logger = logging.getLogger(__name__)
+
+FLOAT32_TOLERANCE = 1e-4
+MIN_AGREEMENT = 0.995
+# Sequences verified when none are given: random, in the training data's
+# units (the inverse of the stored standardization).
+_SYNTHETIC_SEQUENCES = 256
+_SYNTHETIC_MAX_LENGTH = 32
+_MAX_REPRESENTATIVE = 512
+
+
+def to_tflite(
+    model: keras.Model,
+    path: str | os.PathLike,
+    target: str | ExportConfig = "cpu",
+    quantization: str | None = None,
+    representative_data=None,
+    max_length: int | None = None,
+    batch_size: int | None = None,
+    *,
+    io_type: str | None = None,
+    verification_data=None,
+    latency_runs: int = 0,
+    seed: int = 0,
+) -> ExportReport:
+    """Exports a trained classifier to TFLite and verifies it on LiteRT.
+
+    The graph holds builtin TFLite ops only, built from the layers' own step
+    math on the trained weights, with the input standardization inside.
+    Conversion and every LiteRT run happen in a child process, so a runtime
+    crash is an `ExportError`. The converted model is run on LiteRT's CPU
+    runtime (and, for `target="gpu"`, on the LiteRT GPU accelerator) and
+    compared with the Keras model; the file is written, atomically, only if
+    the comparison passes.
+
+    Args:
+        model: a trained `keras_seqrnn.SequenceClassifier`, or a
+            `keras.Sequential` of `Masking`, optional `Normalization`, a
+            `HighwayStackedRNN` or `RNN(WeightSharedRNNCell)`, and a softmax
+            `Dense` (see `frozen_model.freeze`).
+        path: the `.tflite` file to write; its folder must exist.
+        target: `"cpu"`, `"gpu"`, `"mobile"`, a preset name from
+            `export.PRESETS` (such as `"mobile-int8"`), or an `ExportConfig`
+            (then leave `quantization`, `max_length`, `batch_size` and
+            `io_type` unset). See `ExportConfig` for what each target
+            builds. Default: `"cpu"`.
+        quantization: None, `"float16"`, `"dynamic"` or `"int8"`, as the
+            target allows.
+        representative_data: sequences for int8 calibration (required for
+            `"int8"`): a list of `(time, features)` arrays or a padded
+            array, typically a few hundred training sequences. Also used
+            for verification when `verification_data` is None.
+        max_length: the longest sequence of an unrolled (`"gpu"`,
+            `"mobile"`) model.
+        batch_size: the static batch size of an unrolled model. Default: 1.
+        io_type: `"float32"` or, for int8 only, `"int8"` model inputs and
+            outputs. Default: `"float32"`.
+        verification_data: sequences to compare on, or `(sequences,
+            labels)` to also report accuracy. Default: the representative
+            data, else 256 random sequences.
+        latency_runs: if positive, time this many batch-1 calls on one CPU
+            thread (and on the GPU for `"gpu"`); the median is reported.
+        seed: seed of the random verification sequences.
+
+    Returns:
+        An `ExportReport`.
+
+    Raises:
+        ValueError: an unknown or inconsistent option, int8 without
+            representative data, sequences longer than `max_length`.
+        FileNotFoundError: the folder of `path` does not exist.
+        frozen_model.UnsupportedModelError: the model is not built from
+            keras_seqrnn layers the export reads (the layers are named).
+        ExportError: conversion failed, the child process crashed, or the
+            exported model disagrees with Keras (`error.report` holds the
+            report). Nothing is written then.
+    """
+    config = _config(target, quantization, max_length, batch_size, io_type)
+    path = pathlib.Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write {path}: folder {path.parent} does not exist."
+        )
+    frozen = frozen_lib.freeze(model)
+    if config.quantization == "int8" and representative_data is None:
+        raise ValueError(
+            "quantization='int8' needs representative_data: a few hundred "
+            "typical input sequences (e.g. the training set) to calibrate "
+            "the int8 ranges."
+        )
+    representative = None
+    if representative_data is not None:
+        representative = litert_model.prepare_sequences(
+            _sample(representative_data, seed),
+            None,
+            frozen.num_features,
+            config.max_length,
+        )
+    labels = None
+    if verification_data is None and representative is not None:
+        verification = representative
+    elif verification_data is None:
+        verification = _synthetic(frozen, config, seed)
+    else:
+        if isinstance(verification_data, tuple):
+            verification_data, labels = verification_data
+            labels = np.asarray(labels)
+        verification = litert_model.prepare_sequences(
+            verification_data, None, frozen.num_features, config.max_length
+        )
+        if labels is not None and labels.shape != (len(verification[1]),):
+            raise ValueError(
+                f"Expected {len(verification[1])} labels, got shape "
+                f"{labels.shape}."
+            )
+    if not len(verification[1]):
+        raise ValueError("The verification data holds no sequences.")
+
+    reference = _keras_probabilities(model, *verification)
+    metadata = {
+        "keras_seqrnn": __version__,
+        "target": config.target,
+        "quantization": config.quantization,
+        "max_length": config.max_length,
+        "batch_size": config.batch_size,
+        "io_type": config.io_type,
+        "num_features": frozen.num_features,
+        "num_classes": frozen.num_classes,
+        "label_names": list(frozen.label_names or []) or None,
+    }
+    with tempfile.TemporaryDirectory(prefix="seqrnn-export-") as job_dir:
+        job_dir = pathlib.Path(job_dir)
+        frozen.save(job_dir / "frozen.npz")
+        np.savez(
+            job_dir / "verification.npz",
+            sequences=verification[0],
+            lengths=verification[1],
+        )
+        if config.quantization == "int8":
+            np.savez(
+                job_dir / "representative.npz",
+                sequences=_pad_to(representative[0], config.max_length),
+                lengths=representative[1],
+            )
+        results, outputs = child_process.run(
+            job_dir,
+            {
+                "convert": {
+                    "unroll": config.unrolled,
+                    "batch_size": config.batch_size,
+                    "max_length": config.max_length,
+                    "quantization": config.quantization,
+                    "int8_io": config.io_type == "int8",
+                    "metadata": metadata,
+                },
+                "accelerators": ["cpu"],
+                "num_threads": 1,
+                "latency_runs": latency_runs,
+            },
+        )
+        if config.target == "gpu":
+            # A second child: the GPU accelerator cannot start in a process
+            # that has loaded TensorFlow, as the conversion has.
+            gpu_results, gpu_outputs = child_process.run(
+                job_dir,
+                {
+                    "accelerators": ["gpu"],
+                    "gpu_optional": True,
+                    "latency_runs": latency_runs,
+                },
+            )
+            results.update(gpu_results)
+            outputs.update(gpu_outputs)
+        content = (job_dir / "model.tflite").read_bytes()
+    info = model_file.describe(content)
+    if info.custom_ops:
+        raise ExportError(
+            f"The converted model holds non-builtin ops {info.custom_ops}; "
+            "nothing was written."
+        )
+    probabilities = outputs["probabilities_cpu"]
+    gpu = None
+    if config.target == "gpu":
+        if "gpu_error" in results:
+            gpu = {"error": results["gpu_error"]}
+            logger.warning("GPU check skipped: %s", results["gpu_error"])
+        else:
+            gpu = {
+                "fully_accelerated": results["fully_accelerated_gpu"],
+                **_compare(outputs["probabilities_gpu"], reference),
+                "latency": results.get("latency_gpu"),
+            }
+    accuracy = keras_accuracy = None
+    if labels is not None:
+        accuracy = float(np.mean(probabilities.argmax(-1) == labels))
+        keras_accuracy = float(np.mean(reference.argmax(-1) == labels))
+    report = ExportReport(
+        path=path,
+        config=config,
+        size=info.size,
+        bytes_by_part=info.bytes_by_part,
+        ops=info.ops,
+        tensor_types=info.tensor_types,
+        num_sequences=len(reference),
+        **_compare(probabilities, reference),
+        accuracy=accuracy,
+        keras_accuracy=keras_accuracy,
+        latency=results.get("latency_cpu"),
+        gpu=gpu,
+        failures=_failures(config, probabilities, reference, gpu),
+    )
+    if not report.passed:
+        raise ExportError(
+            f"The exported model failed verification ({'; '.join(report.failures)}); "
+            f"nothing was written to {path}.",
+            report,
+        )
+    with atomic.atomic_path(path) as tmp:
+        tmp.write_bytes(content)
+    return report
+
+
+def _config(target, quantization, max_length, batch_size, io_type):
+    fields = {
+        "quantization": quantization,
+        "max_length": max_length,
+        "batch_size": batch_size,
+        "io_type": io_type,
+    }
+    given = {name: value for name, value in fields.items() if value is not None}
+    if isinstance(target, ExportConfig):
+        if given:
+            raise ValueError(
+                "Give either an ExportConfig or separate options, not both; "
+                f"got an ExportConfig and {', '.join(given)}."
+            )
+        return target
+    if not isinstance(target, str):
+        raise TypeError(
+            "Expected `target` as a name or an ExportConfig, got "
+            f"{type(target).__name__}."
+        )
+    if target in TARGETS:
+        return ExportConfig(target=target, **given)
+    if target in PRESETS:
+        return ExportConfig.preset(target, **given)
+    raise ValueError(
+        f"Unknown target {target!r}; expected cpu, gpu, mobile, a preset "
+        f"({', '.join(PRESETS)}) or an ExportConfig."
+    )
+
+
+def _sample(sequences, seed):
+    """At most `_MAX_REPRESENTATIVE` sequences, drawn without replacement."""
+    if len(sequences) <= _MAX_REPRESENTATIVE:
+        return sequences
+    rows = np.sort(
+        np.random.default_rng(seed).choice(
+            len(sequences), _MAX_REPRESENTATIVE, replace=False
+        )
+    )
+    if isinstance(sequences, np.ndarray):
+        return sequences[rows]
+    return [sequences[i] for i in rows]
+
+
+def _synthetic(frozen, config, seed):
+    rng = np.random.default_rng(seed)
+    longest = config.max_length or _SYNTHETIC_MAX_LENGTH
+    lengths = rng.integers(1, longest + 1, _SYNTHETIC_SEQUENCES)
+    sequences = []
+    for length in lengths:
+        z = rng.standard_normal((length, frozen.num_features))
+        if frozen.input_scale is not None:
+            z = (z - frozen.input_shift) / frozen.input_scale
+        sequences.append(z.astype(np.float32))
+    return litert_model.prepare_sequences(
+        sequences, None, frozen.num_features, config.max_length
+    )
+
+
+def _pad_to(padded, steps):
+    if steps is None or padded.shape[1] == steps:
+        return padded
+    out = np.zeros((len(padded), steps, padded.shape[2]), padded.dtype)
+    out[:, : padded.shape[1]] = padded
+    return out
+
+
+def _keras_probabilities(model, padded, lengths, chunk=256):
+    mask_value = getattr(model, "mask_value", 0.0)
+    inputs = np.where(
+        np.arange(padded.shape[1])[None, :, None] < lengths[:, None, None],
+        padded,
+        np.float32(mask_value),
+    ).astype(np.float32)
+    return np.concatenate(
+        [
+            np.asarray(
+                keras.ops.convert_to_numpy(
+                    model(inputs[i : i + chunk], training=False)
+                ),
+                np.float32,
+            )
+            for i in range(0, len(inputs), chunk)
+        ]
+    )
+
+
+def _compare(probabilities, reference):
+    return {
+        "agreement": float(
+            np.mean(probabilities.argmax(-1) == reference.argmax(-1))
+        ),
+        "max_abs_diff": float(np.max(np.abs(probabilities - reference))),
+    }
+
+
+def _failures(config, probabilities, reference, gpu):
+    failures = []
+    measured = _compare(probabilities, reference)
+    if config.quantization is None:
+        if measured["max_abs_diff"] >= FLOAT32_TOLERANCE:
+            failures.append(
+                f"float32 max |dprob| {measured['max_abs_diff']:.2e} >= "
+                f"{FLOAT32_TOLERANCE:.0e}"
+            )
+    elif config.quantization in ("float16", "dynamic"):
+        if measured["agreement"] < MIN_AGREEMENT:
+            failures.append(
+                f"top-1 agreement {measured['agreement']:.2%} < "
+                f"{MIN_AGREEMENT:.1%}"
+            )
+    if gpu is not None and gpu.get("fully_accelerated") is False:
+        failures.append("the GPU accelerator did not take every op")
+    return tuple(failures)
