@@ -1,0 +1,217 @@
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import export
+from export import litert_model
+from tests import export_fixtures
+
+MAX_LENGTH = export_fixtures.MAX_LENGTH
+CASES = [
+    ("cpu", None),
+    ("cpu", "float16"),
+    ("cpu", "dynamic"),
+    ("gpu", None),
+    ("mobile", "int8"),
+    ("mobile", "float16"),
+]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(3)
+    return export_fixtures.trained_classifier()
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """Every target and quantization, exported once, with its report."""
+    model, (x_train, _), (x_test, y_test) = trained
+    folder = tmp_path_factory.mktemp("exported")
+    reports = {}
+    for target, quantization in CASES:
+        path = folder / f"{target}-{quantization}.tflite"
+        reports[target, quantization] = export.to_tflite(
+            model,
+            path,
+            target,
+            quantization,
+            representative_data=x_train,
+            max_length=None if target == "cpu" else MAX_LENGTH,
+            verification_data=(x_test, y_test),
+        )
+    return reports
+
+
+@pytest.mark.parametrize("target, quantization", CASES)
+def test_every_target_converts_runs_and_matches_keras(
+    trained, exported, target, quantization, rng
+):
+    model, _, (x_test, _) = trained
+    report = exported[target, quantization]
+    assert report.passed, report.failures
+    assert report.path.exists() and report.path.stat().st_size == report.size
+    assert not any(op.startswith("Flex") for op in report.ops)
+    assert ("WHILE" in report.ops) == (target == "cpu")
+    assert report.num_sequences == len(x_test)
+    # Fresh random sequences, run here on the LiteRT CPU runtime.
+    sequences = export_fixtures.random_sequences(rng, 20)
+    padded, lengths = litert_model.prepare_sequences(sequences, None, 12)
+    steps = np.arange(padded.shape[1])[None, :, None]
+    expected = np.asarray(model(np.where(steps < lengths[:, None, None], padded, 0)))
+    got = export.LiteRTModel(report.path).predict(sequences)
+    if quantization is None:
+        assert report.max_abs_diff < 1e-4
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+    elif quantization in ("float16", "dynamic"):
+        assert report.agreement >= 0.995
+        np.testing.assert_allclose(got, expected, atol=0.1)
+    else:
+        assert report.accuracy >= report.keras_accuracy - 0.05
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=0.05)
+
+
+def test_gpu_model_is_fully_accelerated_on_the_litert_gpu(exported):
+    gpu = exported["gpu", None].gpu
+    if "error" in gpu:
+        pytest.fail(f"LiteRT GPU accelerator unavailable: {gpu['error']}")
+    assert gpu["fully_accelerated"]
+    assert gpu["agreement"] >= 0.99
+    assert gpu["max_abs_diff"] < 2e-2  # float16 arithmetic
+
+
+def test_int8_model_is_integer_inside(exported):
+    report = exported["mobile", "int8"]
+    types = report.tensor_types
+    assert types["int8"] > 10 * types.get("float32", 0)
+    # Float only at the edge: the two inputs/outputs and the mask's cast.
+    assert types.get("float32", 0) <= 3
+    assert "DEQUANTIZE" in report.ops and "QUANTIZE" in report.ops
+
+
+def test_quantized_files_are_smaller(exported):
+    # (Dynamic range quantizes only tensors of 1024 elements or more: none
+    # at 16 units; benchmarks/export_latency.py measures the 64-unit model.)
+    weights = {k: r.bytes_by_part["weights"] for k, r in exported.items()}
+    assert weights["cpu", "float16"] < 0.6 * weights["cpu", None]
+    assert weights["mobile", "float16"] < 0.6 * weights["gpu", None]
+    assert weights["mobile", "int8"] < 0.65 * weights["gpu", None]
+    assert exported["cpu", None].size < exported["gpu", None].size
+
+
+def test_int8_io_model_takes_and_returns_int8(trained, tmp_path, rng):
+    model, (x_train, _), _ = trained
+    path = tmp_path / "io.tflite"
+    report = export.to_tflite(
+        model, path, "mobile-int8", representative_data=x_train[:64],
+        max_length=MAX_LENGTH, io_type="int8",
+    )
+    assert report.tensor_types.get("float32", 0) <= 1
+    runner = export.LiteRTModel(path)
+    sequences = export_fixtures.random_sequences(rng, 5)
+    np.testing.assert_allclose(runner.predict(sequences).sum(axis=1), 1, atol=0.05)
+
+
+def test_presets_and_configs_are_accepted(trained, tmp_path):
+    model, _, _ = trained
+    config = export.ExportConfig.preset("cpu-dynamic")
+    report = export.to_tflite(model, tmp_path / "a.tflite", config)
+    assert report.config is config
+    report = export.to_tflite(model, tmp_path / "b.tflite", "cpu-float16")
+    assert report.config.quantization == "float16"
+    assert report.accuracy is None and report.num_sequences == 256
+    assert "verification        passed" in report.table()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"target": "gpu"}, ValueError, "give max_length"),
+        ({"target": "mobile", "quantization": "int8", "max_length": 29},
+         ValueError, "needs representative_data"),
+        ({"target": "cpu", "quantization": "int4"}, ValueError, "does not take"),
+        ({"target": "tpu"}, ValueError, "Unknown target 'tpu'"),
+        ({"target": export.ExportConfig(), "quantization": "float16"},
+         ValueError, "not both"),
+        ({"target": "cpu", "threads": 4}, TypeError, "threads"),
+        ({"target": "gpu", "max_length": 5,
+          "verification_data": [np.ones((6, 12))]},
+         ValueError, "more than this model's max_length 5"),
+    ],
+)
+def test_bad_options_fail_before_any_work(trained, tmp_path, kwargs, error, message):
+    model, _, _ = trained
+    with pytest.raises(error, match=message):
+        export.to_tflite(model, tmp_path / "m.tflite", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_folder_and_foreign_models_are_refused(trained, tmp_path):
+    model, _, _ = trained
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export.to_tflite(model, tmp_path / "nope" / "m.tflite")
+    inputs = keras.Input((None, 12))
+    lstm = keras.Model(inputs, keras.layers.LSTM(3)(inputs))
+    with pytest.raises(export.UnsupportedModelError, match="Functional"):
+        export.to_tflite(lstm, tmp_path / "m.tflite")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_crashing_runtime_becomes_an_error_and_writes_nothing(
+    trained, tmp_path, monkeypatch
+):
+    # The child process imports sitecustomize from PYTHONPATH: this one makes
+    # the LiteRT interpreter abort the process, as the int16x8 kernels do.
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import os\n"
+        "from ai_edge_litert import interpreter\n"
+        "def _abort(*args, **kwargs):\n"
+        "    os.abort()\n"
+        "interpreter.Interpreter.__init__ = _abort\n"
+    )
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(hooks), *sys.path])
+    )
+    model, _, _ = trained
+    target = tmp_path / "m.tflite"
+    target.write_bytes(b"previous model")
+    with pytest.raises(export.ExportError, match="SIGABRT while running the model on the LiteRT CPU"):
+        export.to_tflite(model, target)
+    assert target.read_bytes() == b"previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hooks", "m.tflite"]
+
+
+def test_gpu_runner_refuses_a_process_with_tensorflow(exported):
+    with pytest.raises(RuntimeError, match="has not imported TensorFlow"):
+        export.LiteRTModel(exported["gpu", None].path, accelerator="gpu")
+
+
+def test_gpu_runner_predicts_in_a_process_without_tensorflow(exported, trained):
+    _, _, (x_test, y_test) = trained
+    path = exported["gpu", None].path
+    script = (
+        "import sys, numpy as np, export\n"
+        f"m = export.LiteRTModel({str(path)!r}, accelerator='gpu')\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "x = np.load(sys.argv[1], allow_pickle=True)\n"
+        "p = m.predict(list(x))\n"
+        "print('RESULT', m.fully_accelerated, *p.argmax(1))\n"
+    )
+    data = pathlib.Path(path).with_suffix(".npy")
+    np.save(data, np.array(x_test[:20], dtype=object), allow_pickle=True)
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(data)],
+        capture_output=True, text=True, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    words = completed.stdout[completed.stdout.index("RESULT"):].split()[1:]
+    assert words[0] == "True"
+    expected = export.LiteRTModel(path).predict(x_test[:20]).argmax(1)
+    assert np.mean(np.array(words[1:], int) == expected) >= 0.95
