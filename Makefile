@@ -1,17 +1,22 @@
-# `make demo` trains on the bundled data set and prints a report;
-# `make test` runs the test suite. Both create .venv on first use.
+# `make demo` trains on the bundled data set, exports every TFLite target and
+# prints a report; `make test` runs the test suite. Both create .venv on
+# first use and install a Vulkan driver for the LiteRT GPU accelerator.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test vulkan clean
 
-demo: $(INSTALLED)
+demo: $(INSTALLED) vulkan
 	$(BIN)/seqrnn train --data japanese_vowels --out runs/demo
+	$(BIN)/seqrnn export runs/demo/model.keras --all --out runs/demo/tflite
 
-test: $(INSTALLED)
+test: $(INSTALLED) vulkan
 	$(BIN)/python -m pytest
+
+vulkan:
+	tools/install_vulkan.sh
 
 $(INSTALLED): setup.py
 	$(PYTHON) -m venv $(VENV)

@@ -121,6 +121,50 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     predict.add_argument("model", type=pathlib.Path, help="a .keras file")
     predict.add_argument("file", help="a UEA/UCR .ts file (labels optional)")
     predict.set_defaults(run=_predict)
+
+    export = commands.add_parser(
+        "export",
+        help="export a model to TFLite, verify it on LiteRT, print a report",
+        formatter_class=formatter,
+    )
+    export.add_argument("model", type=pathlib.Path, help="a .keras file")
+    export.add_argument(
+        "--out",
+        required=True,
+        type=pathlib.Path,
+        help="the .tflite file (with --all: a folder)",
+    )
+    export.add_argument(
+        "--target", choices=("cpu", "gpu", "mobile"), default=default("cpu")
+    )
+    export.add_argument(
+        "--quantization",
+        choices=("none", "float16", "dynamic", "int8"),
+        default=default("none"),
+    )
+    export.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=default(None),
+        help="longest sequence of gpu/mobile models (default: the longest "
+        "in the data)",
+    )
+    export.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=default(None),
+        help="static batch of gpu/mobile models (default: 1)",
+    )
+    export.add_argument(
+        "--io-type", choices=("float32", "int8"), default=default("float32")
+    )
+    export.add_argument(
+        "--all",
+        action="store_true",
+        help="export every preset into --out and print one summary table",
+    )
+    _add_data_arguments(export, default)
+    export.set_defaults(run=_export)
     return parser
 
 
@@ -403,11 +447,21 @@ def _new_model(args, x_fit, y_fit, features, label_names):
         keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
         metrics=["accuracy"],
         clip_norm=args.clip_norm,
-        # Fewer, larger calls: Keras' per-step overhead outweighs a small
-        # model's step (benchmarks/train_throughput.py).
-        steps_per_execution=min(8, steps),
+        steps_per_execution=_steps_per_execution(steps),
     )
     return model
+
+
+def _steps_per_execution(steps: int, largest: int = 16) -> int:
+    """The largest divisor of `steps` up to `largest`.
+
+    Fewer, larger calls: Keras' per-step overhead outweighs a small model's
+    step (benchmarks/train_throughput.py). It must divide the epoch: Keras
+    3.15 counts every call as `steps_per_execution` steps, so a remainder
+    makes it stop the last epochs early and restart the data ("Your input
+    ran out of data").
+    """
+    return max(d for d in range(1, min(steps, largest) + 1) if steps % d == 0)
 
 
 def _split(x, y, fraction, seed):
@@ -560,12 +614,132 @@ def _predict(args, argv) -> int:
     return 0
 
 
+def _export(args, argv) -> int:
+    # Imported here: the export package is not the training's concern.
+    import export as export_lib
+
+    try:
+        return _export_model(export_lib, args)
+    except (ValueError, export_lib.ExportError) as error:
+        raise DataError(str(error)) from None
+
+
+def _export_model(export_lib, args) -> int:
+    model = _load_model(args.model)
+    (train, test), _ = _load_splits(args.data, args.test_data)
+    max_length = args.max_length or max(
+        len(s) for split in (train, test) for s in split[0]
+    )
+    common = {
+        "representative_data": train[0],
+        "verification_data": (test[0], np.asarray(test[1])),
+    }
+    if not args.all:
+        unrolled = args.target != "cpu"
+        report = export_lib.to_tflite(
+            model,
+            args.out,
+            args.target,
+            None if args.quantization == "none" else args.quantization,
+            max_length=max_length if unrolled else None,
+            batch_size=args.batch_size,
+            io_type=args.io_type,
+            latency_runs=200,
+            **common,
+        )
+        print(report.table())
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = [_keras_row(model, args.model, test)]
+    reports = {}
+    for name in export_lib.PRESETS:
+        config = export_lib.ExportConfig.preset(
+            name,
+            **({} if name.startswith("cpu") else {"max_length": max_length}),
+        )
+        report = export_lib.to_tflite(
+            model,
+            args.out / f"{name}.tflite",
+            config,
+            latency_runs=200,
+            **common,
+        )
+        reports[name] = report.to_dict()
+        rows.append(
+            (
+                config.target,
+                config.quantization or "float32",
+                f"{report.size / 1024:.1f} KiB",
+                f"{100 * report.accuracy:.2f} %",
+                f"{100 * report.agreement:.2f} %",
+                f"{report.max_abs_diff:.1e}",
+                f"{report.latency * 1e6:.0f} us",
+            )
+        )
+    _write_json(args.out / "export.json", reports)
+    print(
+        _table(
+            (
+                "target",
+                "quantization",
+                "size",
+                "test accuracy",
+                "agreement with Keras",
+                "max prob. error",
+                "batch-1 latency",
+            ),
+            rows,
+        )
+    )
+    gpu = reports["gpu"]["gpu"]
+    if "error" in gpu:
+        print(f"GPU accelerator: {gpu['error']}")
+    else:
+        print(
+            "gpu model on the LiteRT GPU accelerator: fully accelerated "
+            f"{gpu['fully_accelerated']}, top-1 agreement with Keras "
+            f"{100 * gpu['agreement']:.2f} %, max prob. error "
+            f"{gpu['max_abs_diff']:.1e}, batch-1 latency "
+            f"{gpu['latency'] * 1e6:.0f} us (software Vulkan is slow)"
+        )
+    return 0
+
+
+def _keras_row(model, path, test):
+    x, y = test
+    padded, _ = data.pad(x, value=model.mask_value)
+    probabilities = np.asarray(model.predict_on_batch(padded))
+    accuracy = float(np.mean(probabilities.argmax(-1) == y))
+    one = padded[np.argmax([len(s) for s in x])][None]
+    for _ in range(10):
+        model.predict_on_batch(one)
+    times = []
+    for _ in range(50):
+        start = time.perf_counter()
+        model.predict_on_batch(one)
+        times.append(time.perf_counter() - start)
+    return (
+        "keras",
+        "float32",
+        f"{path.stat().st_size / 1024:.1f} KiB",
+        f"{100 * accuracy:.2f} %",
+        "-",
+        "-",
+        f"{np.median(times) * 1e6:.0f} us (predict_on_batch)",
+    )
+
+
 def _table(header, rows) -> str:
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in (0, 1)]
-    lines = [f"| {header[0]:<{widths[0]}} | {header[1]:<{widths[1]}} |"]
-    lines.append(f"|{'-' * (widths[0] + 2)}|{'-' * (widths[1] + 2)}|")
-    lines += [f"| {a:<{widths[0]}} | {b:<{widths[1]}} |" for a, b in rows]
-    return "\n".join(lines)
+    columns = range(len(header))
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in columns]
+
+    def line(row):
+        return "| " + " | ".join(
+            f"{str(v):<{widths[i]}}" for i, v in enumerate(row)
+        ) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,3 +205,54 @@ def test_data_errors_exit_1(extra, message, tmp_path, capsys):
     assert cli.main(["train", "--out", str(tmp_path / "run"), *extra]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_export_prints_the_report_and_all_exports_every_preset(
+    tmp_path, capsys
+):
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--epochs", "2", "--units", "8"]
+    assert cli.main(argv + ["--layers", "1"]) == 0
+    model = str(out / "model.keras")
+    capsys.readouterr()
+    tflite = tmp_path / "jv.tflite"
+    argv = ["export", model, "--target", "mobile", "--quantization", "int8"]
+    assert cli.main(argv + ["--out", str(tflite)]) == 0
+    report = capsys.readouterr().out
+    assert tflite.exists()
+    assert "max_length          29" in report and "int8 x" in report
+    assert "verification        passed" in report
+
+    assert cli.main(["export", model, "--all", "--out", str(tmp_path / "all")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    rows = [line.split("|")[1:3] for line in table if line.startswith("| ")]
+    assert [(t.strip(), q.strip()) for t, q in rows[1:]] == [
+        ("keras", "float32"), ("cpu", "float32"), ("cpu", "float16"),
+        ("cpu", "dynamic"), ("gpu", "float32"), ("mobile", "int8"),
+        ("mobile", "float16"),
+    ]
+    assert "fully accelerated True" in table[-1]
+    exported = json.loads((tmp_path / "all" / "export.json").read_text())
+    assert set(exported) == {
+        "cpu", "cpu-float16", "cpu-dynamic", "gpu", "mobile-int8",
+        "mobile-float16",
+    }
+
+
+# An untrained model's optimizer has no variables to load.
+@pytest.mark.filterwarnings("ignore:Skipping variable loading")
+def test_export_errors_exit_1_and_write_nothing(tmp_path, capsys):
+    missing = ["export", str(tmp_path / "none.keras"), "--out", str(tmp_path / "m.tflite")]
+    assert cli.main(missing) == 1
+    assert "no such model file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["export", "m.keras", "--out", "x", "--target", "tpu"])
+    assert exit_info.value.code == 2
+    model = keras_seqrnn.SequenceClassifier(12, 9, units=4)
+    model.build((None, None, 12))
+    model.save(tmp_path / "m.keras")
+    argv = ["export", str(tmp_path / "m.keras"), "--target", "cpu"]
+    argv += ["--quantization", "int8", "--out", str(tmp_path / "m.tflite")]
+    assert cli.main(argv) == 1
+    assert "does not take quantization 'int8'" in capsys.readouterr().err
+    assert not (tmp_path / "m.tflite").exists()

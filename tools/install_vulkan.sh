@@ -20,7 +20,7 @@ fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install_vulkan: run as root, or install libvulkan1 and" \
        "mesa-vulkan-drivers (>= 25, bookworm-backports) yourself" >&2
-  exit 1
+  exit 0  # the GPU tests then fail and say what to install
 fi
 . /etc/os-release
 if [ "${VERSION_CODENAME:-}" = "bookworm" ]; then
