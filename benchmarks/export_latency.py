@@ -1,0 +1,156 @@
+"""Exported models: file size and batch-1 latency against Keras.
+
+Trains the default JapaneseVowels model (`seqrnn train` defaults, or loads
+`--model`), exports every preset with `export.to_tflite`, and measures each
+file's size and its batch-1 latency on the longest test sequence (LiteRT, one
+CPU thread, median of `--runs` calls, in the export's child process), next to
+Keras `predict_on_batch` and `model(x)` on the same sequence in the same
+run. Also converts Keras' own `model.export(format="litert")` of an
+equivalent `SimpleRNN` stack, for its size (it holds Flex ops and cannot run
+on the stock LiteRT runtime).
+
+    python benchmarks/export_latency.py [--model runs/demo/model.keras]
+
+Prints a table and writes benchmarks/results/export_latency.json.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import export  # noqa: E402
+from export import model_file  # noqa: E402
+from keras_seqrnn import cli  # noqa: E402
+from keras_seqrnn import data  # noqa: E402
+from keras_seqrnn.datasets import load_japanese_vowels  # noqa: E402
+
+
+def keras_latency(call, x, runs):
+    for _ in range(10):
+        call(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call(x)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def keras_litert_size(model, folder):
+    """Size and ops of Keras' own LiteRT export of the same SimpleRNN stack."""
+    inputs = keras.Input((None, model.num_features))
+    x = keras.layers.Masking()(inputs)
+    units = model.rnn.layer_units
+    for i, n in enumerate(units):
+        x = keras.layers.SimpleRNN(n, return_sequences=i < len(units) - 1)(x)
+    outputs = keras.layers.Dense(model.num_classes, activation="softmax")(x)
+    simple = keras.Model(inputs, outputs)
+    path = folder / "keras_simple_rnn.tflite"
+    try:
+        simple.export(str(path), format="litert", verbose=False)
+    except Exception as error:  # reported, not fatal
+        return {"error": f"{type(error).__name__}: {error}"[:300]}
+    info = model_file.describe(path.read_bytes())
+    return {"size": info.size, "flex_ops": info.flex_ops}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=pathlib.Path, default=None)
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=pathlib.Path(__file__).parent / "results" / "export_latency.json",
+    )
+    args = parser.parse_args()
+    (x_train, _), (x_test, y_test) = load_japanese_vowels()
+    with tempfile.TemporaryDirectory() as folder:
+        folder = pathlib.Path(folder)
+        model_path = args.model
+        if model_path is None:
+            assert cli.main(["train", "--out", str(folder / "run")]) == 0
+            model_path = folder / "run" / "model.keras"
+        model = keras.saving.load_model(model_path)
+        padded, _ = data.pad(x_test, value=model.mask_value)
+        longest = padded[np.argmax([len(s) for s in x_test])][None]
+        keras_rows = {
+            "predict_on_batch": keras_latency(
+                model.predict_on_batch, longest, 200
+            ),
+            "model(x)": keras_latency(
+                lambda x: model(x, training=False), longest, 200
+            ),
+        }
+        reports = {}
+        for name in export.PRESETS:
+            extra = {} if name.startswith("cpu") else {"max_length": 29}
+            reports[name] = export.to_tflite(
+                model,
+                folder / f"{name}.tflite",
+                name,
+                representative_data=x_train,
+                verification_data=(x_test, y_test),
+                latency_runs=args.runs,
+                **extra,
+            )
+        keras_export = keras_litert_size(model, folder)
+
+    baseline = keras_rows["predict_on_batch"]
+    rows = [
+        (f"keras {k}", "-", "-", "-", f"{v * 1e6:.0f}", f"{baseline / v:.1f}x")
+        for k, v in keras_rows.items()
+    ]
+    for name, report in reports.items():
+        rows.append(
+            (
+                name,
+                f"{report.size / 1024:.1f}",
+                f"{report.bytes_by_part['weights'] / 1024:.1f}",
+                f"{100 * report.accuracy:.2f}",
+                f"{report.latency * 1e6:.0f}",
+                f"{baseline / report.latency:.1f}x",
+            )
+        )
+    header = (
+        "model",
+        "size KiB",
+        "weights KiB",
+        "test acc %",
+        "batch-1 us",
+        "vs predict_on_batch",
+    )
+    print(cli._table(header, rows))
+    if "size" in keras_export:
+        print(
+            "Keras model.export(format='litert') of the same SimpleRNN "
+            f"stack: {keras_export['size'] / 1024:.1f} KiB, Flex ops "
+            f"{keras_export['flex_ops']}"
+        )
+    else:
+        print(f"Keras model.export(format='litert'): {keras_export['error']}")
+    result = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "keras_seconds": keras_rows,
+        "keras_accuracy": reports["cpu"].keras_accuracy,
+        "exports": {name: r.to_dict() for name, r in reports.items()},
+        "speedup_vs_predict_on_batch": {
+            name: baseline / r.latency for name, r in reports.items()
+        },
+        "keras_litert_export": keras_export,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
