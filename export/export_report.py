@@ -13,6 +13,7 @@ class ExportReport:
         config: the `ExportConfig`.
         size: the file's bytes.
         bytes_by_part: where the bytes go (see `model_file.ModelFileInfo`).
+        weights_by_type: the weight bytes by dtype.
         ops: op name to count; no `Flex*` op is ever written.
         tensor_types: dtype name to tensor count.
         num_sequences: the sequences compared.
@@ -34,6 +35,7 @@ class ExportReport:
     config: object
     size: int
     bytes_by_part: dict
+    weights_by_type: dict
     ops: dict
     tensor_types: dict
     num_sequences: int
@@ -69,6 +71,12 @@ class ExportReport:
                 "bytes",
                 ", ".join(
                     f"{part} {_kib(n)}" for part, n in self.bytes_by_part.items()
+                ),
+            ),
+            (
+                "weights",
+                ", ".join(
+                    f"{t} {_kib(n)}" for t, n in self.weights_by_type.items()
                 ),
             ),
             (

@@ -38,6 +38,8 @@ class ModelFileInfo:
             `quantization` (scales and zero points), `names` (tensor names)
             and `graph` (the rest: ops, tensors, signatures, metadata).
         num_tensors: tensors over all subgraphs.
+        weights_by_type: dtype name to the bytes of constant buffers of
+            that dtype.
         metadata: the `keras_seqrnn` metadata, or None.
     """
 
@@ -46,6 +48,7 @@ class ModelFileInfo:
     tensor_types: dict
     bytes_by_part: dict
     num_tensors: int
+    weights_by_type: dict
     metadata: dict | None
 
     @property
@@ -64,6 +67,8 @@ def describe(model: bytes) -> ModelFileInfo:
     parsed = _unpack(model)
     ops = collections.Counter()
     types = collections.Counter()
+    weights_by_type = collections.Counter()
+    counted = set()
     names = quantization = tensors = 0
     codes = [_op_name(code) for code in parsed.operatorCodes or []]
     for subgraph in parsed.subgraphs or []:
@@ -71,7 +76,11 @@ def describe(model: bytes) -> ModelFileInfo:
             ops[codes[op.opcodeIndex]] += 1
         for tensor in subgraph.tensors or []:
             tensors += 1
-            types[_TYPE_NAMES.get(tensor.type, str(tensor.type))] += 1
+            dtype = _TYPE_NAMES.get(tensor.type, str(tensor.type))
+            types[dtype] += 1
+            if tensor.buffer not in counted:
+                counted.add(tensor.buffer)
+                weights_by_type[dtype] += _len(parsed.buffers[tensor.buffer].data)
             names += len(tensor.name or b"")
             params = tensor.quantization
             if params is not None:
@@ -91,6 +100,7 @@ def describe(model: bytes) -> ModelFileInfo:
             "graph": max(len(model) - weights - quantization - names, 0),
         },
         num_tensors=tensors,
+        weights_by_type={k: v for k, v in sorted(weights_by_type.items()) if v},
         metadata=_metadata(parsed),
     )
 

@@ -221,6 +221,7 @@ def to_tflite(
         config=config,
         size=info.size,
         bytes_by_part=info.bytes_by_part,
+        weights_by_type=info.weights_by_type,
         ops=info.ops,
         tensor_types=info.tensor_types,
         num_sequences=len(reference),

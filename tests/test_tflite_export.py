@@ -89,8 +89,10 @@ def test_int8_model_is_integer_inside(exported):
     report = exported["mobile", "int8"]
     types = report.tensor_types
     assert types["int8"] > 10 * types.get("float32", 0)
-    # Float only at the edge: the two inputs/outputs and the mask's cast.
-    assert types.get("float32", 0) <= 3
+    # Float only at the edges: sequences, probabilities, and the casts of
+    # the two 0/1 tensors computed from the int32 lengths.
+    assert types.get("float32", 0) <= 4
+    assert set(report.weights_by_type) == {"int8", "int32"}
     assert "DEQUANTIZE" in report.ops and "QUANTIZE" in report.ops
 
 
@@ -100,7 +102,11 @@ def test_quantized_files_are_smaller(exported):
     weights = {k: r.bytes_by_part["weights"] for k, r in exported.items()}
     assert weights["cpu", "float16"] < 0.6 * weights["cpu", None]
     assert weights["mobile", "float16"] < 0.6 * weights["gpu", None]
-    assert weights["mobile", "int8"] < 0.65 * weights["gpu", None]
+    # int8 kernels are 4x smaller; int32 biases are stored once per
+    # unrolled step's input scale, so the total shrinks less.
+    int8 = exported["mobile", "int8"].weights_by_type["int8"]
+    assert 4 * int8 <= exported["gpu", None].weights_by_type["float32"]
+    assert weights["mobile", "int8"] < weights["gpu", None]
     assert exported["cpu", None].size < exported["gpu", None].size
 
 
@@ -111,7 +117,8 @@ def test_int8_io_model_takes_and_returns_int8(trained, tmp_path, rng):
         model, path, "mobile-int8", representative_data=x_train[:64],
         max_length=MAX_LENGTH, io_type="int8",
     )
-    assert report.tensor_types.get("float32", 0) <= 1
+    # Float only for the two 0/1 tensors computed from the int32 lengths.
+    assert report.tensor_types.get("float32", 0) <= 2
     runner = export.LiteRTModel(path)
     sequences = export_fixtures.random_sequences(rng, 5)
     np.testing.assert_allclose(runner.predict(sequences).sum(axis=1), 1, atol=0.05)
