@@ -2,10 +2,11 @@
 
 `to_tflite` writes a builtin-only, optionally quantized model for the CPU,
 the GPU delegate or a phone, verified against Keras on the LiteRT runtime;
-`LiteRTModel` runs it.
+`LiteRTModel` runs it; `quantize_aware` prepares a trained model for
+quantization-aware fine-tuning before an int8 export.
 
-Importing this package does not import TensorFlow (`to_tflite` and
-`UnsupportedModelError` load it on first use): the LiteRT GPU accelerator
+Importing this package does not import TensorFlow (`to_tflite`,
+`quantize_aware` and the classes they need load it on first use): the LiteRT GPU accelerator
 crashes when it starts in a process that has loaded TensorFlow.
 """
 
@@ -18,6 +19,8 @@ from export.litert_model import LiteRTModel
 _NEED_TENSORFLOW = {
     "to_tflite": "export.tflite_export",
     "UnsupportedModelError": "export.frozen_model",
+    "quantize_aware": "keras_seqrnn.quantization_aware_classifier",
+    "QuantizationAwareClassifier": "keras_seqrnn.quantization_aware_classifier",
 }
 
 __all__ = [
@@ -26,7 +29,9 @@ __all__ = [
     "ExportError",
     "ExportReport",
     "LiteRTModel",
+    "QuantizationAwareClassifier",
     "UnsupportedModelError",
+    "quantize_aware",
     "to_tflite",
 ]
 

@@ -13,6 +13,9 @@ import keras
 import numpy as np
 
 from keras_seqrnn import recurrence
+from keras_seqrnn.quantization_aware_classifier import (
+    QuantizationAwareClassifier,
+)
 from keras_seqrnn.highway_stacked_rnn import HighwayStackedRNN
 from keras_seqrnn.sequence_classifier import SequenceClassifier
 from keras_seqrnn.weight_shared_rnn_cell import WeightSharedRNNCell
@@ -41,6 +44,9 @@ class FrozenModel:
         input_scale: None or `(N,)`: steps become `x * scale + shift`.
         input_shift: None or `(N,)`.
         label_names: None or the class names.
+        ranges: for a quantization-aware model, tensor name to `(min, max,
+            narrow_range)` of its learned int8 range (see
+            `graph.classifier_logits`); else None.
     """
 
     num_features: int
@@ -51,6 +57,7 @@ class FrozenModel:
     input_scale: np.ndarray | None = None
     input_shift: np.ndarray | None = None
     label_names: tuple | None = None
+    ranges: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -70,6 +77,7 @@ class FrozenModel:
             "num_layers": len(self.layers),
             "activation": self.activation,
             "label_names": self.label_names,
+            "ranges": self.ranges,
         }
         arrays["header"] = np.frombuffer(
             json.dumps(header).encode(), dtype=np.uint8
@@ -100,6 +108,7 @@ class FrozenModel:
                 input_scale=arrays.get("input_scale"),
                 input_shift=arrays.get("input_shift"),
                 label_names=None if label_names is None else tuple(label_names),
+                ranges=header.get("ranges"),
             )
 
 
@@ -141,7 +150,7 @@ def _freeze_classifier(model):
     scale = shift = None
     if model.standardization is not None:
         scale, shift = _standardization(model.standardization)
-    return _frozen(
+    frozen = _frozen(
         model.num_features,
         model.rnn,
         model.head,
@@ -149,6 +158,11 @@ def _freeze_classifier(model):
         shift,
         model.label_names,
     )
+    if isinstance(model, QuantizationAwareClassifier):
+        frozen = dataclasses.replace(
+            frozen, ranges=model.quantization_ranges()
+        )
+    return frozen
 
 
 def _freeze_sequential(model):

@@ -13,6 +13,8 @@ at each sequence's last step is picked with arithmetic (`_last_outputs`),
 which full-integer quantization accepts.
 """
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -21,6 +23,7 @@ from export.litert_model import LENGTHS
 from export.litert_model import PROBABILITIES
 from export.litert_model import SEQUENCES
 from export.litert_model import SIGNATURE
+from keras_seqrnn import classifier_forward
 from keras_seqrnn import recurrence
 
 
@@ -67,74 +70,31 @@ def classifier_function(
         ]
     )
     def classify(sequences, lengths):
-        x = sequences
-        if frozen.input_scale is not None:
-            x = x * frozen.input_scale + frozen.input_shift
-        y = _last_outputs(x, lengths, weights, activation, unroll)
-        logits = tf.matmul(y, head_kernel) + head_bias
+        logits = classifier_forward.classifier_logits(
+            sequences,
+            lengths,
+            weights,
+            activation,
+            head_kernel,
+            head_bias,
+            frozen.input_scale,
+            frozen.input_shift,
+            unroll=unroll,
+            quantize=quantize,
+        )
         return {PROBABILITIES: tf.nn.softmax(logits)}
 
+    quantize = None
+    if frozen.ranges:
+        quantize = functools.partial(_fake_quant, frozen.ranges)
     return classify.get_concrete_function()
 
 
-def _last_outputs(x, lengths, weights, activation, unroll):
-    """The top layer's output at each sequence's last real step.
-
-    The layers are causal, so the output at step `length - 1` is the same
-    whatever padding follows: the steps run unmasked, and the output is
-    picked as `selected + w_t * (y_t - selected)`, with `w_t` 1 at the first
-    and the last real step. That is 3 ops a step instead of 6 per layer for
-    masking `h` and `y`. Taking step 0 first keeps `selected` from being all
-    zeros for the first steps, a range full-integer calibration cannot
-    quantize; sequences of length 0 are zeroed at the end, the zero state
-    that the masked layers give.
-    """
-    projected = recurrence.project_inputs(x, weights[0])
-    steps = x.shape[1] if unroll else tf.shape(x)[1]
-    positions = tf.range(steps)[None, :]
-    # t * (length - 1 - t) == 0 picks both steps in int32 arithmetic: the
-    # GPU delegate rejects LOGICAL_OR, and float MAXIMUM of 0/1 tensors
-    # breaks full-integer quantization.
-    pick = tf.equal(positions * (lengths[:, None] - 1 - positions), 0)
-    pick = tf.expand_dims(tf.cast(pick, x.dtype), -1)
-    nonempty = tf.expand_dims(tf.cast(tf.minimum(lengths, 1), x.dtype), -1)
-    batch = tf.shape(x)[0]
-    dtype = x.dtype
-    states = [tf.zeros(tf.stack([batch, w.units]), dtype) for w in weights]
-    selected = tf.zeros(tf.stack([batch, weights[-1].units]), dtype)
-
-    def advance(projected_t, pick_t, states, selected):
-        new_states = []
-        layer_input = projected_t
-        for i, layer_weights in enumerate(weights):
-            if i > 0:
-                layer_input = recurrence.project_inputs(y, layer_weights)
-            h, y = recurrence.step(
-                layer_input, states[i], None, layer_weights, activation
-            )
-            new_states.append(h)
-        return new_states, selected + pick_t * (y - selected)
-
-    if unroll:
-        for projected_t, pick_t in zip(
-            tf.unstack(projected, axis=1), tf.unstack(pick, axis=1)
-        ):
-            states, selected = advance(projected_t, pick_t, states, selected)
-        return selected * nonempty
-
-    projected = tf.transpose(projected, [1, 0, 2])
-    pick = tf.transpose(pick, [1, 0, 2])
-
-    def body(t, states, selected):
-        return (t + 1, *advance(projected[t], pick[t], states, selected))
-
-    _, _, selected = tf.while_loop(
-        lambda t, *_: t < steps,
-        body,
-        (tf.constant(0), states, selected),
-        maximum_iterations=steps,
+def _fake_quant(ranges, name, tensor):
+    low, high, narrow_range = ranges[name]
+    return tf.quantization.fake_quant_with_min_max_args(
+        tensor, low, high, num_bits=8, narrow_range=bool(narrow_range)
     )
-    return selected * nonempty
 
 
 def convert(
@@ -170,19 +130,24 @@ def convert(
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif quantization == "int8":
-        batches = list(representative_data)
+        # Without representative data the graph's fake-quantization ops
+        # give every range (a quantization-aware model).
+        if representative_data is not None:
+            batches = list(representative_data)
 
-        def dataset():
-            for sequences, lengths in batches:
-                yield {
-                    SEQUENCES: np.asarray(sequences, np.float32),
-                    LENGTHS: np.asarray(lengths, np.int32),
-                }
+            def dataset():
+                for sequences, lengths in batches:
+                    yield {
+                        SEQUENCES: np.asarray(sequences, np.float32),
+                        LENGTHS: np.asarray(lengths, np.int32),
+                    }
 
-        converter.representative_dataset = dataset
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
-        ]
+            converter.representative_dataset = dataset
+            # Not for quantization-aware graphs: TF 2.21 then demands a
+            # representative dataset before it looks for fake-quant ops.
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+            ]
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8

@@ -56,7 +56,9 @@ def to_tflite(
     the comparison passes.
 
     Args:
-        model: a trained `keras_seqrnn.SequenceClassifier`, or a
+        model: a trained `keras_seqrnn.SequenceClassifier` (or the
+            `QuantizationAwareClassifier` of `export.quantize_aware`, which
+            exports only as int8), or a
             `keras.Sequential` of `Masking`, optional `Normalization`, a
             `HighwayStackedRNN` or `RNN(WeightSharedRNNCell)`, and a softmax
             `Dense` (see `frozen_model.freeze`).
@@ -69,9 +71,10 @@ def to_tflite(
         quantization: None, `"float16"`, `"dynamic"` or `"int8"`, as the
             target allows.
         representative_data: sequences for int8 calibration (required for
-            `"int8"`): a list of `(time, features)` arrays or a padded
-            array, typically a few hundred training sequences. Also used
-            for verification when `verification_data` is None.
+            `"int8"`, except for a quantization-aware model, whose learned
+            ranges are used): a list of `(time, features)` arrays or a
+            padded array, typically a few hundred training sequences. Also
+            used for verification when `verification_data` is None.
         max_length: the longest sequence of an unrolled (`"gpu"`,
             `"mobile"`) model.
         batch_size: the static batch size of an unrolled model. Default: 1.
@@ -104,7 +107,18 @@ def to_tflite(
             f"Cannot write {path}: folder {path.parent} does not exist."
         )
     frozen = frozen_lib.freeze(model)
-    if config.quantization == "int8" and representative_data is None:
+    if frozen.ranges and config.quantization != "int8":
+        raise ValueError(
+            f"Model {model.name!r} is quantization-aware: its weights and "
+            "ranges were trained for int8, so it exports only with "
+            "target='mobile', quantization='int8'; export the float model "
+            f"for {config.name!r}."
+        )
+    if (
+        config.quantization == "int8"
+        and representative_data is None
+        and not frozen.ranges
+    ):
         raise ValueError(
             "quantization='int8' needs representative_data: a few hundred "
             "typical input sequences (e.g. the training set) to calibrate "
@@ -158,7 +172,7 @@ def to_tflite(
             sequences=verification[0],
             lengths=verification[1],
         )
-        if config.quantization == "int8":
+        if config.quantization == "int8" and not frozen.ranges:
             np.savez(
                 job_dir / "representative.npz",
                 sequences=_pad_to(representative[0], config.max_length),

@@ -16,6 +16,9 @@ from keras_seqrnn import reference as reference
 from keras_seqrnn.highway_stacked_rnn import (
     HighwayStackedRNN as HighwayStackedRNN,
 )
+from keras_seqrnn.quantization_aware_classifier import (
+    QuantizationAwareClassifier as QuantizationAwareClassifier,
+)
 from keras_seqrnn.sequence_classifier import (
     SequenceClassifier as SequenceClassifier,
 )
@@ -30,6 +33,7 @@ from keras_seqrnn.weight_shared_rnn_cell import (
 
 __all__ = [
     "HighwayStackedRNN",
+    "QuantizationAwareClassifier",
     "SequenceClassifier",
     "WeightSharedRNNCell",
     "build_classifier",

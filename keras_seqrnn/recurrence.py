@@ -112,23 +112,36 @@ def _concat(tensors):
     return tf.concat([tf.convert_to_tensor(t) for t in tensors], axis=-1)
 
 
-def project_inputs(inputs: tf.Tensor, weights: StepWeights) -> tf.Tensor:
+def project_inputs(
+    inputs: tf.Tensor,
+    weights: StepWeights,
+    quantize: Optional[Callable[[str, tf.Tensor], tf.Tensor]] = None,
+) -> tf.Tensor:
     """Projects the inputs of all time steps at once: `x W + b`.
 
     Args:
         inputs: `(..., input_dim)` tensor, e.g. `(batch, time, input_dim)`.
         weights: the layer's `StepWeights`.
+        quantize: None, or `quantize(name, tensor)` applied to every
+            intermediate result (fake quantization; see `step`).
 
     Returns:
         `(..., k * units)`, or `(..., k * units + input_dim)` when the
         highway's skip path is the identity (the inputs are appended).
     """
+    q = quantize or _identity
     projected = tf.matmul(inputs, weights.input_kernel)
     if weights.input_bias is not None:
         projected = projected + weights.input_bias
+    projected = q("projected", projected)
     if weights.identity_skip:
-        projected = tf.concat([projected, inputs], axis=-1)
+        projected = q("projected_skip", tf.concat([projected, inputs], axis=-1))
     return projected
+
+
+def _identity(name, tensor):
+    del name
+    return tensor
 
 
 def step(
@@ -139,6 +152,7 @@ def step(
     activation: Callable[[tf.Tensor], tf.Tensor],
     mask: Optional[tf.Tensor] = None,
     recurrent_dropout_mask: Optional[tf.Tensor] = None,
+    quantize: Optional[Callable[[str, tf.Tensor], tf.Tensor]] = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """One recurrent step of one layer.
 
@@ -159,6 +173,11 @@ def step(
         mask: None or `(batch, 1)` float, 1 for a real step, 0 for padding.
         recurrent_dropout_mask: None or a `(batch, units)` mask applied to
             `h_prev` before the recurrent product.
+        quantize: None, or `quantize(name, tensor)` applied to the result of
+            every op, by name (`"recurrent"`, `"preactivation"`,
+            `"candidate"`, `"carry"`, `"h"`, `"transform"`, `"y"`, ...):
+            quantization-aware training fakes int8 there, and the export
+            puts the learned ranges at the same places.
 
     Returns:
         `(h, y)`: the new state and the layer's output at this step.
@@ -172,24 +191,28 @@ def step(
         parts = [projected]
     else:
         parts = tf.split(projected, sizes, axis=-1)
+    q = quantize or _identity
     h_in = h_prev
     if recurrent_dropout_mask is not None:
         h_in = h_prev * recurrent_dropout_mask
-    recurrent = tf.matmul(h_in, weights.recurrent_kernel)
+    recurrent = q("recurrent", tf.matmul(h_in, weights.recurrent_kernel))
     if weights.time_gate:
         recurrent, carry_recurrent = tf.split(recurrent, 2, axis=-1)
-    h = parts[0] + recurrent
+    h = q("preactivation", parts[0] + recurrent)
     if activation is not None:
-        h = activation(h)
+        h = q("candidate", activation(h))
     if weights.time_gate:
-        carry = tf.sigmoid(parts[1] + carry_recurrent)
-        h = h_prev + carry * (h - h_prev)
+        carry = q("carry_preactivation", parts[1] + carry_recurrent)
+        carry = q("carry", tf.sigmoid(carry))
+        update = q("carry_update", carry * q("carry_delta", h - h_prev))
+        h = q("h", h_prev + update)
     if mask is not None:
         h = h_prev + mask * (h - h_prev)
     if not weights.depth_gate:
         return h, h
-    transform = tf.sigmoid(parts[-2])
-    y = parts[-1] + transform * (h - parts[-1])
+    transform = q("transform", tf.sigmoid(parts[-2]))
+    update = q("y_update", transform * q("y_delta", h - parts[-1]))
+    y = q("y", parts[-1] + update)
     if mask is not None:
         y = y_prev + mask * (y - y_prev)
     return h, y
