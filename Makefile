@@ -9,8 +9,9 @@ INSTALLED := $(VENV)/.installed
 .PHONY: demo test vulkan clean
 
 demo: $(INSTALLED) vulkan
-	$(BIN)/seqrnn train --data japanese_vowels --out runs/demo
-	$(BIN)/seqrnn export runs/demo/model.keras --all --out runs/demo/tflite
+	$(BIN)/seqrnn train --data japanese_vowels --out runs/demo --qat-epochs 5
+	$(BIN)/seqrnn export runs/demo/model.keras --all \
+	    --qat-model runs/demo/model_qat.keras --out runs/demo/tflite
 
 test: $(INSTALLED) vulkan
 	$(BIN)/python -m pytest

@@ -98,6 +98,13 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         default=default(0.0),
         help="fraction of the training data held out for validation",
     )
+    train.add_argument(
+        "--qat-epochs",
+        type=_non_negative_int,
+        default=default(0),
+        help="epochs of quantization-aware fine-tuning after training; "
+        "writes model_qat.keras for an int8 export",
+    )
     train.add_argument("--seed", type=int, default=default(0))
     train.add_argument(
         "--resume",
@@ -163,6 +170,13 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         action="store_true",
         help="export every preset into --out and print one summary table",
     )
+    export.add_argument(
+        "--qat-model",
+        type=pathlib.Path,
+        default=default(None),
+        help="with --all: also export this quantization-aware model "
+        "(model_qat.keras of `seqrnn train --qat-epochs`) as int8",
+    )
     _add_data_arguments(export, default)
     export.set_defaults(run=_export)
     return parser
@@ -199,6 +213,18 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         return float("nan")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 0, got {text!r}"
+        )
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -328,7 +354,7 @@ def _train(args, argv) -> int:
         )
         return 130
     return _report(args, model, checkpoint.history, checkpoint.seconds,
-                   len(x_fit), validation, (x_test, y_test), label_names)
+                   (x_fit, y_fit), validation, (x_test, y_test), label_names)
 
 
 def _train_on_cluster(args, strategy, splits, label_names) -> int:
@@ -366,7 +392,7 @@ def _train_on_cluster(args, strategy, splits, label_names) -> int:
     local.set_weights(model.get_weights())
     local.compile(metrics=["accuracy"], clip_norm=args.clip_norm)
     return _report(args, local, history, time.perf_counter() - start,
-                   len(x_fit), validation, (x_test, y_test), label_names)
+                   (x_fit, y_fit), validation, (x_test, y_test), label_names)
 
 
 def _cluster_strategy():
@@ -380,10 +406,11 @@ def _cluster_strategy():
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def _report(args, model, history, train_seconds, train_count, validation,
+def _report(args, model, history, train_seconds, fit_data, validation,
             test, label_names) -> int:
     """Evaluates on the test split, writes the outputs, prints the table."""
     x_test, y_test = test
+    train_count = len(fit_data[0])
     x_padded, _ = data.pad(x_test, value=model.mask_value)
     test_logs = model.evaluate(x_padded, y_test, verbose=0, return_dict=True)
     metrics = {
@@ -404,6 +431,9 @@ def _report(args, model, history, train_seconds, train_count, validation,
     with atomic.atomic_path(model_path) as tmp:
         model.save(tmp)
     _write_json(args.out / "history.json", history)
+    qat_rows = []
+    if getattr(args, "qat_epochs", 0):
+        qat_rows = _quantization_aware(args, model, metrics, fit_data, test)
     _write_json(args.out / "metrics.json", metrics)
     highway = None if args.highway == "none" else args.highway
     rows = [
@@ -415,9 +445,49 @@ def _report(args, model, history, train_seconds, train_count, validation,
         ("train accuracy", f"{100 * metrics['train_accuracy']:.2f} %"),
         ("test accuracy", f"{100 * metrics['test_accuracy']:.2f} %"),
         ("saved", f"{model_path} ({model_path.stat().st_size:,} bytes)"),
+        *qat_rows,
     ]
     print(_table(("", "value"), rows))
     return 0
+
+
+def _quantization_aware(args, model, metrics, fit_data, test):
+    """Fine-tunes a quantization-aware copy; saves it; returns table rows."""
+    from keras_seqrnn.quantization_aware_classifier import quantize_aware
+
+    x_fit, y_fit = fit_data
+    padded, _ = data.pad(x_fit, value=model.mask_value)
+    qat = quantize_aware(model, calibration_data=padded)
+    qat.compile(
+        keras.optimizers.Adam(args.lr / 10),
+        metrics=["accuracy"],
+        clip_norm=args.clip_norm,
+    )
+    start = time.perf_counter()
+    qat.fit(
+        padded,
+        np.asarray(y_fit),
+        batch_size=args.batch_size,
+        epochs=args.qat_epochs,
+        verbose=0,
+    )
+    x_test, y_test = test
+    test_padded, _ = data.pad(x_test, value=model.mask_value)
+    logs = qat.evaluate(test_padded, y_test, verbose=0, return_dict=True)
+    metrics["qat_test_accuracy"] = float(logs["accuracy"])
+    metrics["qat_seconds"] = round(time.perf_counter() - start, 2)
+    path = args.out / "model_qat.keras"
+    with atomic.atomic_path(path) as tmp:
+        qat.save(tmp)
+    return [
+        (
+            "quantization-aware",
+            f"{args.qat_epochs} epochs, {metrics['qat_seconds']:.1f} s, "
+            f"test accuracy {100 * metrics['qat_test_accuracy']:.2f} % "
+            "(fake int8)",
+        ),
+        ("saved", f"{path} (export it with --quantization int8)"),
+    ]
 
 
 def _new_model(args, x_fit, y_fit, features, label_names):
@@ -665,17 +735,20 @@ def _export_model(export_lib, args) -> int:
             **common,
         )
         reports[name] = report.to_dict()
-        rows.append(
-            (
-                config.target,
-                config.quantization or "float32",
-                f"{report.size / 1024:.1f} KiB",
-                f"{100 * report.accuracy:.2f} %",
-                f"{100 * report.agreement:.2f} %",
-                f"{report.max_abs_diff:.1e}",
-                f"{report.latency * 1e6:.0f} us",
-            )
+        rows.append(_summary_row(config, report))
+    if args.qat_model is not None:
+        config = export_lib.ExportConfig.preset(
+            "mobile-int8", max_length=max_length
         )
+        report = export_lib.to_tflite(
+            _load_model(args.qat_model),
+            args.out / "mobile-int8-qat.tflite",
+            config,
+            verification_data=common["verification_data"],
+            latency_runs=200,
+        )
+        reports["mobile-int8-qat"] = report.to_dict()
+        rows.append(_summary_row(config, report, "int8 (QAT)"))
     _write_json(args.out / "export.json", reports)
     print(
         _table(
@@ -703,6 +776,18 @@ def _export_model(export_lib, args) -> int:
             f"{gpu['latency'] * 1e6:.0f} us (software Vulkan is slow)"
         )
     return 0
+
+
+def _summary_row(config, report, quantization=None):
+    return (
+        config.target,
+        quantization or config.quantization or "float32",
+        f"{report.size / 1024:.1f} KiB",
+        f"{100 * report.accuracy:.2f} %",
+        f"{100 * report.agreement:.2f} %",
+        f"{report.max_abs_diff:.1e}",
+        f"{report.latency * 1e6:.0f} us",
+    )
 
 
 def _keras_row(model, path, test):

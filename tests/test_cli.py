@@ -256,3 +256,20 @@ def test_export_errors_exit_1_and_write_nothing(tmp_path, capsys):
     assert cli.main(argv) == 1
     assert "does not take quantization 'int8'" in capsys.readouterr().err
     assert not (tmp_path / "m.tflite").exists()
+
+
+def test_qat_epochs_write_a_quantization_aware_model_that_exports(
+    tmp_path, capsys
+):
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--epochs", "2", "--units", "8"]
+    assert cli.main(argv + ["--layers", "1", "--qat-epochs", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["qat_test_accuracy"] <= 1.0
+    model = keras.saving.load_model(out / "model_qat.keras")
+    assert isinstance(model, keras_seqrnn.QuantizationAwareClassifier)
+    capsys.readouterr()
+    argv = ["export", str(out / "model_qat.keras"), "--target", "mobile"]
+    argv += ["--quantization", "int8", "--out", str(tmp_path / "q.tflite")]
+    assert cli.main(argv) == 0
+    assert "verification        passed" in capsys.readouterr().out
