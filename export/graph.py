@@ -1,7 +1,8 @@
 """The TFLite graph of a `FrozenModel`, and its conversion.
 
-The graph is the layers' own step math (`keras_seqrnn.recurrence`) on the
-frozen weights as constants, so it holds only builtin ops:
+The graph is `keras_seqrnn.classifier_forward.classifier_logits`, the
+layers' own step math (`keras_seqrnn.recurrence`), on the frozen weights as
+constants, so it holds only builtin ops:
 
 - a loop (`tf.while_loop` carrying only the states: TFLite `WHILE`) for any
   batch size and length, or
@@ -9,8 +10,10 @@ frozen weights as constants, so it holds only builtin ops:
   delegate and full-integer quantization need.
 
 Padding needs no masking: the steps run unmasked and the top layer's output
-at each sequence's last step is picked with arithmetic (`_last_outputs`),
-which full-integer quantization accepts.
+at each sequence's last step is picked with arithmetic, which full-integer
+quantization accepts. A quantization-aware model's learned ranges become
+fake-quantization ops at the same tensors, so its int8 conversion needs no
+calibration.
 """
 
 import functools
@@ -25,7 +28,6 @@ from export.litert_model import SEQUENCES
 from export.litert_model import SIGNATURE
 from keras_seqrnn import classifier_forward
 from keras_seqrnn import recurrence
-
 
 
 def classifier_function(

@@ -236,9 +236,10 @@ def run_stack(
     states `(h, y)` of every layer and no intermediate sequence is stored
     (for two layers of 64 units this trains a third faster than a loop per
     layer). The loop is a `tf.while_loop`, for any length, or, unrolled, a
-    straight line of steps over `tf.unstack`ed inputs, which TFLite's GPU
-    delegate and full-integer quantization need (in training under XLA it
-    compiles several times longer and runs no faster).
+    straight line of steps over `tf.unstack`ed inputs (in training under
+    XLA it compiles several times longer and runs no faster). The export
+    drives the same `step` with its own loop
+    (`keras_seqrnn.classifier_forward`).
 
     Args:
         inputs: `(batch, time, input_dim)` tensor; time may be dynamic.
@@ -275,7 +276,7 @@ def run_stack(
     batch = tf.shape(inputs)[0]
     if mask is not None:
         # expand_dims, not [:, :, None]: TFLite has no strided slice with
-        # a new axis.
+        # a new axis, and this stays convertible.
         mask = tf.expand_dims(tf.cast(mask, dtype), -1)
 
     def advance(projected_t, mask_t, states):
