@@ -39,6 +39,7 @@ setup(
             "nbformat>=5.10",
             "ipykernel>=6.29",
             "tensorboard>=2.20",
+            "matplotlib>=3.8",
         ],
     },
     entry_points={"console_scripts": ["seqrnn=keras_seqrnn.cli:main"]},
