@@ -93,6 +93,12 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         "--dropout", type=_rate, default=default(0.0), help="dropout rate"
     )
     train.add_argument(
+        "--label-smoothing",
+        type=_rate,
+        default=default(0.0),
+        help="probability of the training target spread over all classes",
+    )
+    train.add_argument(
         "--validation-split",
         type=_rate,
         default=default(0.0),
@@ -462,6 +468,7 @@ def _quantization_aware(args, model, metrics, fit_data, test):
         keras.optimizers.Adam(args.lr / 10),
         metrics=["accuracy"],
         clip_norm=args.clip_norm,
+        label_smoothing=args.label_smoothing,
     )
     start = time.perf_counter()
     qat.fit(
@@ -517,6 +524,7 @@ def _new_model(args, x_fit, y_fit, features, label_names):
         keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
         metrics=["accuracy"],
         clip_norm=args.clip_norm,
+        label_smoothing=args.label_smoothing,
         steps_per_execution=_steps_per_execution(steps),
     )
     return model

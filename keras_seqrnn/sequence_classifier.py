@@ -141,6 +141,7 @@ class SequenceClassifier(keras.Model):
         self.label_names = label_names
         self.seed = seed
         self.clip_norm = None
+        self.label_smoothing = 0.0
         self.standardization = None
         if feature_mean is not None:
             self.standardization = keras.layers.Normalization(
@@ -227,6 +228,7 @@ class SequenceClassifier(keras.Model):
         metrics=None,
         clip_norm: float | None = None,
         jit_compile: bool | None = None,
+        label_smoothing: float = 0.0,
         **kwargs,
     ):
         """Configures training; `fit` then runs `training.train_step`.
@@ -244,6 +246,10 @@ class SequenceClassifier(keras.Model):
                 several replicas, where XLA cannot reach the variables of
                 the other devices on CPU. Keras' own default, `"auto"`,
                 turns XLA off on machines without a GPU.
+            label_smoothing: float in `[0, 1)`: the training target puts
+                this much probability evenly on all classes
+                (`training.classification_loss`); `evaluate` still reports
+                the plain cross entropy. Default: `0.0`.
             **kwargs: the other arguments of `keras.Model.compile`.
         """
         if loss is not None:
@@ -254,6 +260,8 @@ class SequenceClassifier(keras.Model):
         if clip_norm is not None:
             validation.check_positive_float("clip_norm", clip_norm)
         self.clip_norm = clip_norm
+        validation.check_rate("label_smoothing", label_smoothing)
+        self.label_smoothing = float(label_smoothing)
         if jit_compile is None:
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             jit_compile = replicas == 1
@@ -268,6 +276,7 @@ class SequenceClassifier(keras.Model):
         config = super().get_compile_config()
         if config is not None:
             config["clip_norm"] = self.clip_norm
+            config["label_smoothing"] = self.label_smoothing
         return config
 
     def compile_from_config(self, config):
@@ -285,7 +294,12 @@ class SequenceClassifier(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         result = training_lib.train_step(
-            self, x, y, sample_weight, clip_norm=self.clip_norm
+            self,
+            x,
+            y,
+            sample_weight,
+            clip_norm=self.clip_norm,
+            label_smoothing=self.label_smoothing,
         )
         self._grad_norm.update_state(result.grad_norm)
         self._grad_norm_max.update_state(result.grad_norm)

@@ -52,13 +52,16 @@ def classification_loss(
     logits: tf.Tensor,
     real: tf.Tensor,
     sample_weight: tf.Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> tf.Tensor:
     """Cross entropy from logits, averaged over the real sequences.
 
     `-log softmax(logits)[label]`, computed from the logits (stable where
     probabilities underflow), weighted by `sample_weight` and divided by the
     number of real sequences: padding rows contribute nothing, neither to the
-    sum nor to the count.
+    sum nor to the count. With `label_smoothing` ε the target puts `1 - ε`
+    on the label and ε spread evenly over all K classes (Szegedy et al.
+    2016): `(1 - ε) CE - ε / K * sum_k log p_k`.
 
     Args:
         labels: `(batch,)` or `(batch, 1)` integer classes.
@@ -66,14 +69,21 @@ def classification_loss(
         real: `(batch,)`, 1 for a real sequence, 0 for a padding row.
         sample_weight: None or `(batch,)` weights (Keras turns
             `class_weight` into these).
+        label_smoothing: float in `[0, 1)`, ε above. Default: `0.0`.
 
     Returns:
         The scalar loss; 0 for a batch with no real sequence.
     """
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    logits = at_least_float32(logits)
     per_sequence = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=at_least_float32(logits)
+        labels=labels, logits=logits
     )
+    if label_smoothing:
+        uniform = -tf.reduce_mean(tf.nn.log_softmax(logits), axis=-1)
+        per_sequence = (
+            1.0 - label_smoothing
+        ) * per_sequence + label_smoothing * uniform
     real = tf.cast(real, per_sequence.dtype)
     weights = real
     if sample_weight is not None:
@@ -111,6 +121,7 @@ def train_step(
     y: tf.Tensor,
     sample_weight: tf.Tensor | None = None,
     clip_norm: float | None = None,
+    label_smoothing: float = 0.0,
 ) -> StepResult:
     """One step of gradient descent on a `SequenceClassifier`.
 
@@ -125,6 +136,7 @@ def train_step(
         y: `(batch,)` integer labels.
         sample_weight: None or `(batch,)` weights.
         clip_norm: the largest global gradient norm, or None.
+        label_smoothing: see `classification_loss`.
 
     Returns:
         A `StepResult`.
@@ -144,7 +156,9 @@ def train_step(
     with tf.GradientTape() as tape:
         logits = model.compute_logits(x, training=True)
         real = real_sequences(model.compute_mask(x))
-        loss = classification_loss(y, logits, real, sample_weight)
+        loss = classification_loss(
+            y, logits, real, sample_weight, label_smoothing
+        )
         # This replica's share of the mean over the whole (global) batch,
         # exact also where the replicas hold different numbers of sequences.
         count = tf.reduce_sum(real)
@@ -331,7 +345,13 @@ class DistributedTrainer:
         return loss_sum, count, correct, norm, clipped
 
     def _replica_step(self, x, y):
-        result = train_step(self.model, x, y, clip_norm=self.clip_norm)
+        result = train_step(
+            self.model,
+            x,
+            y,
+            clip_norm=self.clip_norm,
+            label_smoothing=self.model.label_smoothing,
+        )
         count = tf.reduce_sum(result.real)
         hits = tf.equal(
             tf.argmax(result.logits, axis=-1, output_type=tf.int32),

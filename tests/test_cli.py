@@ -153,9 +153,12 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(
         ["train", "--out", "x", "--highway", "sideways"],
         ["train", "--out", "x", "--lr", "-1"],
         ["train", "--out", "x", "--weight-decay", "-0.1"],
+        ["train", "--out", "x", "--label-smoothing", "1"],
+        ["train", "--out", "x", "--qat-epochs", "-1"],
         ["fly"],
     ],
-    ids=["no_out", "units", "highway", "lr", "weight_decay", "command"],
+    ids=["no_out", "units", "highway", "lr", "weight_decay", "label_smoothing",
+         "qat_epochs", "command"],
 )
 def test_bad_arguments_exit_2(argv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

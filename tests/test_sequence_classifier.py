@@ -71,7 +71,7 @@ def test_fit_logs_grad_norm_and_saves(rng, tmp_path):
     model = build_classifier(4, 2, units=8, dropout=0.1, seed=1,
                              label_names=["minus", "plus"])
     model.compile(keras.optimizers.Adam(0.02), metrics=["accuracy"],
-                  clip_norm=0.5)
+                  clip_norm=0.5, label_smoothing=0.05)
     dataset = data.bucketed_dataset(sequences, labels, 16, shuffle=True, seed=0)
     batch_logs = []
     history = model.fit(
@@ -93,6 +93,7 @@ def test_fit_logs_grad_norm_and_saves(rng, tmp_path):
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, SequenceClassifier)
     assert loaded.clip_norm == 0.5 and loaded.label_names == ["minus", "plus"]
+    assert loaded.label_smoothing == 0.05
     padded, _ = data.pad(sequences)
     np.testing.assert_allclose(
         loaded.predict(padded, verbose=0),
@@ -186,6 +187,8 @@ def test_invalid_compile_and_inputs(rng):
         model.compile("adam", loss="mse")
     with pytest.raises(ValueError, match="`clip_norm`.*got -1"):
         model.compile("adam", clip_norm=-1)
+    with pytest.raises(ValueError, match="`label_smoothing`.*got 1.0"):
+        model.compile("adam", label_smoothing=1.0)
     with pytest.raises(ValueError, match="built for 4 features.*with 5"):
         model(tf.zeros((2, 3, 5)))
     with pytest.raises(ValueError, match="rank 3"):

@@ -27,6 +27,22 @@ def test_loss_averages_real_sequences_only(rng):
     assert float(training.classification_loss(labels, logits, 0 * real)) == 0.0
 
 
+def test_label_smoothing_spreads_the_target(rng):
+    logits = rng.normal(size=(4, 5)).astype("float32")
+    labels = np.array([0, 4, 2, 2])
+    real = np.array([1, 1, 1, 0], "float32")
+    got = training.classification_loss(labels, logits, real, label_smoothing=0.2)
+    want = 0.0
+    for row, label in zip(logits[:3], labels[:3]):
+        log_p = row - row.max() - np.log(np.exp(row - row.max()).sum())
+        target = np.full(5, 0.2 / 5)
+        target[label] += 0.8
+        want += -(target * log_p).sum() / 3
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    plain = training.classification_loss(labels, logits, real)
+    assert float(training.classification_loss(labels, logits, real, label_smoothing=0.0)) == float(plain)
+
+
 def test_loss_is_stable_for_huge_logits():
     logits = tf.constant([[1e4, -1e4, 0.0]])
     loss = training.classification_loss([1], logits, tf.ones([1]))
