@@ -12,6 +12,7 @@ import pathlib
 import keras
 import numpy as np
 
+from keras_seqrnn import classifier_forward
 from keras_seqrnn import recurrence
 from keras_seqrnn.quantization_aware_classifier import (
     QuantizationAwareClassifier,
@@ -226,15 +227,8 @@ def _is_recurrent(layer):
 
 
 def _standardization(layer):
-    mean = np.asarray(keras.ops.convert_to_numpy(layer.mean), np.float64)
-    variance = np.asarray(
-        keras.ops.convert_to_numpy(layer.variance), np.float64
-    )
-    # Keras' Normalization divides by max(sqrt(variance), epsilon).
-    scale = 1.0 / np.maximum(np.sqrt(variance), keras.config.epsilon())
-    scale = scale.reshape(-1).astype(np.float32)
-    shift = (-mean.reshape(-1) * scale).astype(np.float32)
-    return scale, shift
+    scale, shift = classifier_forward.standardization_affine(layer)
+    return _array(scale), _array(shift)
 
 
 def _frozen(features, rnn, head, scale, shift, label_names):

@@ -10,9 +10,27 @@ learned ranges (`quantize(name, tensor)` hooks at the same names).
 
 import functools
 
+import keras
 import tensorflow as tf
 
 from keras_seqrnn import recurrence
+
+
+def standardization_affine(layer) -> tuple[tf.Tensor, tf.Tensor]:
+    """A Keras `Normalization` layer as `x * scale + shift`.
+
+    Args:
+        layer: a built `keras.layers.Normalization` over the last axis.
+
+    Returns:
+        `(scale, shift)`, each `(features,)` float32: Keras divides by
+        `max(sqrt(variance), epsilon)`, so `scale` is its inverse and
+        `shift = -mean * scale`.
+    """
+    mean = tf.reshape(tf.cast(layer.mean, tf.float32), [-1])
+    variance = tf.reshape(tf.cast(layer.variance, tf.float32), [-1])
+    scale = 1.0 / tf.maximum(tf.sqrt(variance), keras.config.epsilon())
+    return scale, -mean * scale
 
 
 def classifier_logits(

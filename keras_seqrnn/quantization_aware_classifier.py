@@ -153,11 +153,9 @@ class QuantizationAwareClassifier(SequenceClassifier):
     def _forward(self, sequences, lengths, quantize):
         scale = shift = None
         if self.standardization is not None:
-            mean = self.standardization.mean
-            variance = self.standardization.variance
-            scale = 1.0 / tf.maximum(tf.sqrt(variance), keras.config.epsilon())
-            scale = tf.reshape(scale, [-1])
-            shift = -tf.reshape(mean, [-1]) * scale
+            scale, shift = classifier_forward.standardization_affine(
+                self.standardization
+            )
         weights = [
             recurrence.fuse_weights(self.rnn.layer_weights(i))
             for i in range(self.rnn.num_layers)
