@@ -20,7 +20,6 @@ import os
 import pathlib
 import platform
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -29,20 +28,14 @@ import numpy as np  # noqa: E402
 
 import export  # noqa: E402
 from export import model_file  # noqa: E402
+from export.litert_model import median_seconds  # noqa: E402
 from keras_seqrnn import cli  # noqa: E402
 from keras_seqrnn import data  # noqa: E402
 from keras_seqrnn.datasets import load_japanese_vowels  # noqa: E402
 
 
 def keras_latency(call, x, runs):
-    for _ in range(10):
-        call(x)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call(x)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return median_seconds(lambda: call(x), runs, warmup=10)
 
 
 def keras_litert_size(model, folder):

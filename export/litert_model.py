@@ -154,13 +154,7 @@ class LiteRTModel:
         padded, lengths = prepare_sequences(
             [sequence], None, self.num_features, self.max_length
         )
-        times = []
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            self._run(padded, lengths)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-        return float(np.median(times))
+        return median_seconds(lambda: self._run(padded, lengths), runs, warmup)
 
     def _run(self, padded, lengths):
         batch = self.batch_size or len(padded)
@@ -181,6 +175,19 @@ class LiteRTModel:
                 batch * self.num_classes, dtype
             ).reshape(batch, self.num_classes)
         return _dequantize(probabilities, self._output_quantization)
+
+
+def median_seconds(call, runs: int = 200, warmup: int = 20) -> float:
+    """The median wall-clock seconds of `call()` over `runs` calls, after
+    `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def prepare_sequences(sequences, lengths, num_features, max_length=None):

@@ -799,18 +799,14 @@ def _summary_row(config, report, quantization=None):
 
 
 def _keras_row(model, path, test):
+    from export.litert_model import median_seconds
+
     x, y = test
     padded, _ = data.pad(x, value=model.mask_value)
     probabilities = np.asarray(model.predict_on_batch(padded))
     accuracy = float(np.mean(probabilities.argmax(-1) == y))
     one = padded[np.argmax([len(s) for s in x])][None]
-    for _ in range(10):
-        model.predict_on_batch(one)
-    times = []
-    for _ in range(50):
-        start = time.perf_counter()
-        model.predict_on_batch(one)
-        times.append(time.perf_counter() - start)
+    latency = median_seconds(lambda: model.predict_on_batch(one), 50, 10)
     return (
         "keras",
         "float32",
@@ -818,7 +814,7 @@ def _keras_row(model, path, test):
         f"{100 * accuracy:.2f} %",
         "-",
         "-",
-        f"{np.median(times) * 1e6:.0f} us (predict_on_batch)",
+        f"{latency * 1e6:.0f} us (predict_on_batch)",
     )
 
 
