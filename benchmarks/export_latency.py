@@ -7,7 +7,8 @@ CPU thread, median of `--runs` calls, in the export's child process), next to
 Keras `predict_on_batch` (with XLA, as the model was compiled, and without,
 Keras' default on CPU) and `model(x)` on the same sequence in the same run. Also converts Keras' own `model.export(format="litert")` of an
 equivalent `SimpleRNN` stack, for its size (it holds Flex ops and cannot run
-on the stock LiteRT runtime).
+on the stock LiteRT runtime), next to our export of the same stack with the
+same weights.
 
     python benchmarks/export_latency.py [--model runs/demo/model.keras]
 
@@ -27,6 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import export  # noqa: E402
+import keras_seqrnn  # noqa: E402
 from export import model_file  # noqa: E402
 from export.litert_model import median_seconds  # noqa: E402
 from keras_seqrnn import cli  # noqa: E402
@@ -38,22 +40,59 @@ def keras_latency(call, x, runs):
     return median_seconds(lambda: call(x), runs, warmup=10)
 
 
-def keras_litert_size(model, folder):
-    """Size and ops of Keras' own LiteRT export of the same SimpleRNN stack."""
-    inputs = keras.Input((None, model.num_features))
-    x = keras.layers.Masking()(inputs)
+def simple_rnn_comparison(model, folder, x_test, y_test, runs):
+    """Keras' own LiteRT export of a `SimpleRNN` stack of the model's widths,
+    against ours of the same stack with the same weights.
+
+    Keras' file holds Flex ops and cannot run on the stock runtime; ours of
+    the same math (`HighwayStackedRNN(highway=None)` is a SimpleRNN stack)
+    is exported as `cpu` float32 and checked against Keras' SimpleRNN.
+    """
     units = model.rnn.layer_units
-    for i, n in enumerate(units):
-        x = keras.layers.SimpleRNN(n, return_sequences=i < len(units) - 1)(x)
-    outputs = keras.layers.Dense(model.num_classes, activation="softmax")(x)
-    simple = keras.Model(inputs, outputs)
+    simple = keras.Sequential(
+        [keras.Input((None, model.num_features)), keras.layers.Masking()]
+        + [
+            keras.layers.SimpleRNN(n, return_sequences=i < len(units) - 1)
+            for i, n in enumerate(units)
+        ]
+        + [keras.layers.Dense(model.num_classes, activation="softmax")]
+    )
+    ours = keras.Sequential(
+        [
+            keras.Input((None, model.num_features)),
+            keras.layers.Masking(),
+            keras_seqrnn.HighwayStackedRNN(units, highway=None),
+            keras.layers.Dense(model.num_classes, activation="softmax"),
+        ]
+    )
+    ours.set_weights(simple.get_weights())
     path = folder / "keras_simple_rnn.tflite"
     try:
         simple.export(str(path), format="litert", verbose=False)
+        info = model_file.describe(path.read_bytes())
+        keras_export = {"size": info.size, "flex_ops": info.flex_ops}
     except Exception as error:  # reported, not fatal
-        return {"error": f"{type(error).__name__}: {error}"[:300]}
-    info = model_file.describe(path.read_bytes())
-    return {"size": info.size, "flex_ops": info.flex_ops}
+        keras_export = {"error": f"{type(error).__name__}: {error}"[:300]}
+    report = export.to_tflite(
+        ours,
+        folder / "simple_rnn_stack.tflite",
+        "cpu",
+        verification_data=(x_test, y_test),
+        latency_runs=runs,
+    )
+    padded, _ = data.pad(x_test)
+    difference = export.LiteRTModel(report.path).predict(
+        x_test
+    ) - simple.predict_on_batch(padded)
+    return {
+        "keras": keras_export,
+        "ours": {
+            "size": report.size,
+            "bytes_by_part": report.bytes_by_part,
+            "latency": report.latency,
+            "max_abs_diff_vs_keras_simple_rnn": float(np.abs(difference).max()),
+        },
+    }
 
 
 def main():
@@ -103,7 +142,9 @@ def main():
                 latency_runs=args.runs,
                 **extra,
             )
-        keras_export = keras_litert_size(model, folder)
+        comparison = simple_rnn_comparison(
+            model, folder, x_test, y_test, args.runs
+        )
 
     baseline = keras_rows["predict_on_batch"]
     plain = keras_rows["predict_on_batch (no XLA)"]
@@ -141,14 +182,20 @@ def main():
         "vs no-XLA predict_on_batch",
     )
     print(cli._table(header, rows))
-    if "size" in keras_export:
-        print(
-            "Keras model.export(format='litert') of the same SimpleRNN "
-            f"stack: {keras_export['size'] / 1024:.1f} KiB, Flex ops "
-            f"{keras_export['flex_ops']}"
-        )
-    else:
-        print(f"Keras model.export(format='litert'): {keras_export['error']}")
+    keras_export, ours = comparison["keras"], comparison["ours"]
+    keras_size = (
+        f"{keras_export['size'] / 1024:.1f} KiB, Flex ops "
+        f"{keras_export['flex_ops']} (cannot run)"
+        if "size" in keras_export
+        else keras_export["error"]
+    )
+    print(
+        f"SimpleRNN stack {model.rnn.layer_units}, same weights: Keras "
+        f"model.export(format='litert') {keras_size}; ours (cpu float32) "
+        f"{ours['size'] / 1024:.1f} KiB, {ours['latency'] * 1e6:.0f} us, "
+        f"max |dprob| vs Keras SimpleRNN "
+        f"{ours['max_abs_diff_vs_keras_simple_rnn']:.1e}"
+    )
     result = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "keras_seconds": keras_rows,
@@ -160,7 +207,7 @@ def main():
         "speedup_vs_predict_on_batch_without_xla": {
             name: plain / r.latency for name, r in reports.items()
         },
-        "keras_litert_export": keras_export,
+        "simple_rnn_stack": comparison,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")

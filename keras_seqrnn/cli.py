@@ -498,8 +498,6 @@ def _quantization_aware(args, model, metrics, fit_data, test):
 
 
 def _new_model(args, x_fit, y_fit, features, label_names):
-
-
     mean, variance = data.feature_statistics(x_fit)
     model = build_classifier(
         features,

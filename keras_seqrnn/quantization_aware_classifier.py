@@ -129,10 +129,12 @@ class QuantizationAwareClassifier(SequenceClassifier):
             )
         # TFLite's int8 LOGISTIC and TANH have fixed output scales (1/256
         # from 0, 1/128 around 0); another range there costs a
-        # requantization op every step. The 0/1 tensors picking the last
-        # step need no learning either.
-        if name.split("/")[-1] in ("transform", "carry", "pick", "nonempty"):
+        # requantization op every step.
+        if name.split("/")[-1] in ("transform", "carry"):
             return quantizers.FixedQuantizer(8, 0.0, 255 / 256, False)
+        # The one-hot of the last step: [0, 1] holds both exactly.
+        if name == "pick":
+            return quantizers.FixedQuantizer(8, 0.0, 1.0, False)
         tanh = keras.activations.serialize(self.rnn.activation) == "tanh"
         if tanh and name.endswith("candidate"):
             return quantizers.FixedQuantizer(8, -1.0, 127 / 128, False)

@@ -116,7 +116,8 @@ def project_inputs(
     inputs: tf.Tensor,
     weights: StepWeights,
     quantize: Optional[Callable[[str, tf.Tensor], tf.Tensor]] = None,
-) -> tf.Tensor:
+    split: bool = False,
+):
     """Projects the inputs of all time steps at once: `x W + b`.
 
     Args:
@@ -124,19 +125,39 @@ def project_inputs(
         weights: the layer's `StepWeights`.
         quantize: None, or `quantize(name, tensor)` applied to every
             intermediate result (fake quantization; see `step`).
+        split: whether to return the blocks `step` reads as a list rather
+            than one tensor.
 
     Returns:
         `(..., k * units)`, or `(..., k * units + input_dim)` when the
-        highway's skip path is the identity (the inputs are appended).
+        highway's skip path is the identity (the inputs are appended); with
+        `split`, the list of blocks `[candidate, carry gate, transform gate,
+        skip]` (absent ones left out), the skip block being `inputs` itself
+        for the identity, with no concatenation.
     """
     q = quantize or _identity
     projected = tf.matmul(inputs, weights.input_kernel)
     if weights.input_bias is not None:
         projected = projected + weights.input_bias
     projected = q("projected", projected)
+    if split:
+        blocks = _blocks(projected, weights, skip_included=False)
+        return blocks + ([inputs] if weights.identity_skip else [])
     if weights.identity_skip:
         projected = q("projected_skip", tf.concat([projected, inputs], axis=-1))
     return projected
+
+
+def _blocks(projected, weights, skip_included=True):
+    """Splits a projection into the blocks `project_inputs` lays out; an
+    identity skip block is there only if `skip_included`."""
+    count = 1 + int(weights.time_gate) + int(weights.depth_gate)
+    sizes = [weights.units] * count
+    if weights.depth_gate and (skip_included or not weights.identity_skip):
+        sizes.append(int(projected.shape[-1]) - sum(sizes))
+    if len(sizes) == 1:
+        return [projected]
+    return tf.split(projected, sizes, axis=-1)
 
 
 def _identity(name, tensor):
@@ -165,7 +186,8 @@ def step(
     it `y = h`. Masked steps keep `h_prev` and `y_prev`.
 
     Args:
-        projected: `(batch, width)`, this step's slice of `project_inputs`.
+        projected: `(batch, width)`, this step's slice of `project_inputs`,
+            or its blocks (`project_inputs(..., split=True)`).
         h_prev: `(batch, units)`, the recurrent state.
         y_prev: `(batch, units)`, the layer's previous output.
         weights: the layer's `StepWeights`.
@@ -182,15 +204,10 @@ def step(
     Returns:
         `(h, y)`: the new state and the layer's output at this step.
     """
-    units = weights.units
-    blocks = 1 + int(weights.time_gate) + int(weights.depth_gate)
-    sizes = [units] * blocks
-    if weights.depth_gate:
-        sizes.append(int(projected.shape[-1]) - units * blocks)
-    if len(sizes) == 1:
-        parts = [projected]
+    if isinstance(projected, (list, tuple)):
+        parts = list(projected)
     else:
-        parts = tf.split(projected, sizes, axis=-1)
+        parts = _blocks(projected, weights)
     q = quantize or _identity
     h_in = h_prev
     if recurrent_dropout_mask is not None:
@@ -287,7 +304,7 @@ def run_stack(
                 below = new_states[-1]
                 if dropout_masks[i] is not None:
                     below = below * dropout_masks[i]
-                layer_input = project_inputs(below, layer_weights)
+                layer_input = project_inputs(below, layer_weights, split=True)
             new_states += step(
                 layer_input,
                 states[2 * i],

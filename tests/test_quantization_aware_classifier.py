@@ -92,7 +92,7 @@ def test_quantize_aware_copies_the_model_and_fakes_int8(trained, rng):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     ranges = qat.quantization_ranges()
     assert {"sequences", "layer0/input_kernel", "layer1/recurrent_kernel",
-            "layer0/candidate", "layer1/y", "selected", "logits"} <= set(ranges)
+            "layer0/candidate", "layer1/y", "pick", "output", "logits"} <= set(ranges)
     padded, _ = data.pad(x_test[:40])
     # With [-6, 6] ranges the fake quantization rounds, but stays close.
     np.testing.assert_allclose(qat.predict_on_batch(padded), model.predict_on_batch(padded), atol=0.2)
