@@ -324,7 +324,11 @@ def _train(args, argv) -> int:
         model = keras.saving.load_model(out / CHECKPOINT)
     else:
         model = _new_model(args, x_fit, y_fit, features, label_names)
-    bucketing = {"pad_to_bucket_boundary": True}
+    # One batch shape (XLA compiles once), batches grouped by length (the
+    # layers stop after each batch's longest sequence).
+    held_out = [] if validation is None else list(validation[0])
+    longest = max(len(sequence) for sequence in [*x_fit, *held_out])
+    bucketing = {"pad_to_length": longest}
     train, steps = data.epochs_dataset(
         x_fit,
         y_fit,

@@ -152,6 +152,7 @@ def bucketed_dataset(
     drop_remainder: bool = False,
     pad_value: float = 0.0,
     pad_to_bucket_boundary: bool = False,
+    pad_to_length: int | None = None,
 ) -> tf.data.Dataset:
     """Batches variable-length sequences of similar lengths together.
 
@@ -170,7 +171,7 @@ def bucketed_dataset(
             buckets; bucket `i` holds the lengths in
             `[bucket_boundaries[i - 1], bucket_boundaries[i])`. Defaults to
             quantiles of the lengths, about one bucket per `batch_size`
-            sequences.
+            sequences and at most 8 (each bucket ends in a smaller batch).
         shuffle: Whether to shuffle the sequences before bucketing, anew
             each epoch.
         seed: Shuffling seed; the same seed gives the same order.
@@ -180,6 +181,11 @@ def bucketed_dataset(
             the bucket's largest length rather than to its own longest
             sequence. XLA compiles the training step once per batch shape,
             so this trades a little padding for far fewer compilations.
+        pad_to_length: None, or pad every batch to this many steps (at
+            least the longest sequence): one batch shape, so XLA compiles
+            the step once and `steps_per_execution` may span an epoch.
+            Grouping by length still pays: the recurrent layers stop after
+            each batch's last real step.
 
     Returns:
         A `tf.data.Dataset` of float32 batches of shape
@@ -199,7 +205,7 @@ def bucketed_dataset(
     >>> [batch.shape[1] for batch in dataset]
     [5, 8, 9]
     """
-    batches, num_batches = _bucketing(
+    batches, num_batches, _ = _bucketing(
         sequences,
         labels,
         batch_size,
@@ -207,6 +213,7 @@ def bucketed_dataset(
         drop_remainder,
         pad_value,
         pad_to_bucket_boundary,
+        pad_to_length,
     )
     order = tf.data.Dataset.range(len(sequences))
     if shuffle:
@@ -238,7 +245,7 @@ def epochs_dataset(
         seed: integer seed of the shuffling. Default: `0`.
         **bucketing: other arguments of `bucketed_dataset`
             (`bucket_boundaries`, `drop_remainder`, `pad_value`,
-            `pad_to_bucket_boundary`).
+            `pad_to_bucket_boundary`, `pad_to_length`).
 
     Returns:
         `(dataset, steps_per_epoch)`.
@@ -255,7 +262,7 @@ def epochs_dataset(
             f"Received `initial_epoch={initial_epoch}` and `epochs={epochs}`: "
             "there is no epoch left to run."
         )
-    batches, steps = _bucketing(sequences, labels, batch_size, **bucketing)
+    _, steps, planned = _bucketing(sequences, labels, batch_size, **bucketing)
     orders = np.stack(
         [
             np.random.default_rng([seed & 0xFFFFFFFF, epoch]).permutation(
@@ -264,9 +271,7 @@ def epochs_dataset(
             for epoch in range(initial_epoch, epochs)
         ]
     )
-    dataset = tf.data.Dataset.from_tensor_slices(orders).flat_map(
-        lambda order: batches(tf.data.Dataset.from_tensor_slices(order))
-    )
+    dataset = planned(orders)
     return _with_cardinality(dataset, steps * (epochs - initial_epoch)), steps
 
 
@@ -278,11 +283,15 @@ def _bucketing(
     drop_remainder=False,
     pad_value=0.0,
     pad_to_bucket_boundary=False,
+    pad_to_length=None,
 ):
-    """Validates; returns `(batches, num_batches)`.
+    """Validates; returns `(batches, num_batches, planned)`.
 
     `batches(order)` maps a dataset of sequence indices to the padded
-    batches of one pass over them.
+    batches of one pass over them; `planned(orders)` makes the same batches
+    of passes in orders known in advance (a `(passes, num_sequences)`
+    array), batch by batch rather than sequence by sequence, which is
+    several times faster.
     """
     sequences = _validate_sequences(sequences)
     check_positive_int("batch_size", batch_size)
@@ -304,6 +313,18 @@ def _bucketing(
             f"{bucket_boundaries!r}."
         )
     bucket_boundaries = [int(boundary) for boundary in bucket_boundaries]
+    if pad_to_length is not None:
+        if pad_to_bucket_boundary:
+            raise ValueError(
+                "Pass `pad_to_length` or `pad_to_bucket_boundary=True`, not "
+                "both."
+            )
+        check_positive_int("pad_to_length", pad_to_length)
+        if pad_to_length < lengths.max():
+            raise ValueError(
+                f"Received `pad_to_length={pad_to_length}`, shorter than the "
+                f"longest sequence ({lengths.max()} steps)."
+            )
     if pad_to_bucket_boundary and (
         not bucket_boundaries or bucket_boundaries[-1] <= lengths.max()
     ):
@@ -319,8 +340,16 @@ def _bucketing(
         sequence = values[starts[index] : ends[index]]
         return sequence if labels is None else (sequence, labels[index])
 
+    def padded(batch, *rest):
+        steps = pad_to_length - tf.shape(batch)[1]
+        batch = tf.pad(
+            batch, [[0, 0], [0, steps], [0, 0]], constant_values=pad_value
+        )
+        batch = tf.ensure_shape(batch, [None, pad_to_length, batch.shape[-1]])
+        return (batch, *rest) if rest else batch
+
     def batches(order):
-        return order.map(element).bucket_by_sequence_length(
+        batched = order.map(element).bucket_by_sequence_length(
             element_length_func=lambda sequence, *_: tf.shape(sequence)[0],
             bucket_boundaries=bucket_boundaries,
             bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
@@ -332,18 +361,70 @@ def _bucketing(
             drop_remainder=drop_remainder,
             pad_to_bucket_boundary=pad_to_bucket_boundary,
         )
+        return batched if pad_to_length is None else batched.map(padded)
 
     # Each bucket's size is fixed whatever the order, so the batch count is
     # known; Keras warns that unknown-cardinality input "ran out of data".
-    bucket_sizes = np.bincount(
-        np.searchsorted(bucket_boundaries, lengths, side="right"),
-        minlength=len(bucket_boundaries) + 1,
-    )
+    buckets = np.searchsorted(bucket_boundaries, lengths, side="right")
+    bucket_sizes = np.bincount(buckets, minlength=len(bucket_boundaries) + 1)
     if drop_remainder:
         num_batches = bucket_sizes // batch_size
     else:
         num_batches = -(-bucket_sizes // batch_size)
-    return batches, int(num_batches.sum())
+
+    def planned(orders):
+        plans = [
+            _plan(order, buckets, batch_size, drop_remainder) for order in orders
+        ]
+        members = [batch for plan in plans for batch in plan]
+        sizes = np.array([len(batch) for batch in members], np.int32)
+        indices = np.zeros((len(members), batch_size), np.int32)
+        for row, batch in zip(indices, members):
+            row[: len(batch)] = batch
+        if pad_to_length is not None:
+            widths = np.full(len(members), pad_to_length, np.int32)
+        elif pad_to_bucket_boundary:
+            widths = np.array(
+                [bucket_boundaries[buckets[b[0]]] - 1 for b in members], np.int32
+            )
+        else:
+            widths = np.array([lengths[b].max() for b in members], np.int32)
+        table, _ = pad(
+            sequences, max_length=int(widths.max()), value=pad_value
+        )
+        table = tf.constant(table)
+        targets = None if labels is None else tf.constant(np.asarray(labels))
+
+        def batch(row, size, width):
+            chosen = row[:size]
+            x = tf.gather(table, chosen)[:, :width]
+            if pad_to_length is not None:
+                x = tf.ensure_shape(x, [None, pad_to_length, table.shape[-1]])
+            return x if targets is None else (x, tf.gather(targets, chosen))
+
+        return tf.data.Dataset.from_tensor_slices((indices, sizes, widths)).map(
+            batch
+        )
+
+    return batches, int(num_batches.sum()), planned
+
+
+def _plan(order, buckets, batch_size, drop_remainder):
+    """The batches `bucket_by_sequence_length` makes of `order`: every
+    bucket's full batches in the order they fill, then what is left in each
+    bucket."""
+    full, rest = [], []
+    bucket_of = buckets[order]
+    for bucket in np.unique(bucket_of):
+        members = order[bucket_of == bucket]
+        positions = np.flatnonzero(bucket_of == bucket)
+        count = len(members) // batch_size * batch_size
+        for start in range(0, count, batch_size):
+            completed = positions[start + batch_size - 1]
+            full.append((completed, members[start : start + batch_size]))
+        if count < len(members) and not drop_remainder:
+            rest.append(members[count:])
+    return [batch for _, batch in sorted(full, key=lambda item: item[0])] + rest
 
 
 def _with_cardinality(dataset, num_batches):
@@ -351,8 +432,8 @@ def _with_cardinality(dataset, num_batches):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _default_bucket_boundaries(lengths, batch_size):
-    num_buckets = max(len(lengths) // batch_size, 1)
+def _default_bucket_boundaries(lengths, batch_size, most=8):
+    num_buckets = min(max(len(lengths) // batch_size, 1), most)
     quantiles = np.quantile(
         lengths, np.linspace(0, 1, num_buckets + 1)[1:-1], method="higher"
     )

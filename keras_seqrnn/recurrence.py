@@ -340,6 +340,15 @@ def run_stack(
     if mask is not None:
         mask = tf.transpose(mask, [1, 0, 2])
     time = tf.shape(projected)[0]
+    steps = time
+    if mask is not None and not return_sequences:
+        # Steps after the batch's last real one change nothing: stop there.
+        # A batch of sequences of similar lengths, padded to a longer
+        # shape, then costs only its own length.
+        real = tf.reduce_any(mask[:, :, 0] > 0, axis=1)
+        steps = tf.reduce_max(
+            tf.where(real, tf.range(1, time + 1), tf.zeros_like(time))
+        )
     written = ()
     if return_sequences:
         written = (
@@ -355,7 +364,7 @@ def run_stack(
         return (t + 1, states) + tuple(o.write(t, states[-1]) for o in written)
 
     _, states, *written = tf.while_loop(
-        lambda t, *_: t < time,
+        lambda t, *_: t < steps,
         body,
         (tf.constant(0), states, *written),
         maximum_iterations=time,

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from keras_seqrnn import data as data_lib
 from keras_seqrnn.data import bucketed_dataset
 from keras_seqrnn.data import mask_from_lengths
 from keras_seqrnn.data import pad
@@ -270,3 +271,69 @@ def test_pad_to_bucket_boundary_limits_batch_shapes(rng):
             seen.extend(batch_labels.numpy().tolist())
     assert sorted(seen) == sorted(list(range(200)) * 3)
     assert int(dataset.cardinality()) == len(list(dataset))
+
+
+def test_pad_to_length_gives_one_shape_and_groups_lengths(rng):
+    lengths = rng.integers(1, 30, size=200)
+    sequences = [rng.normal(size=(n, 2)).astype("float32") for n in lengths]
+    labels = np.arange(200)
+    dataset = bucketed_dataset(
+        sequences,
+        labels,
+        batch_size=16,
+        bucket_boundaries=[8, 16],
+        shuffle=True,
+        seed=3,
+        pad_to_length=32,
+        pad_value=-1.0,
+    )
+    assert dataset.element_spec[0].shape.as_list() == [None, 32, 2]
+    seen = []
+    for batch, batch_labels in dataset:
+        assert batch.shape[1] == 32
+        batch_lengths = lengths[batch_labels.numpy()]
+        assert len(np.unique(np.searchsorted([8, 16], batch_lengths, "right"))) == 1
+        for row, label in zip(batch.numpy(), batch_labels.numpy()):
+            n = lengths[label]
+            np.testing.assert_array_equal(row[:n], sequences[label])
+            np.testing.assert_array_equal(row[n:], -1.0)
+        seen.extend(batch_labels.numpy().tolist())
+    assert sorted(seen) == list(range(200))
+
+
+def test_pad_to_length_is_checked(rng):
+    sequences = [rng.normal(size=(n, 2)) for n in (3, 9)]
+    with pytest.raises(ValueError, match="shorter than the longest sequence"):
+        bucketed_dataset(sequences, pad_to_length=8)
+    with pytest.raises(ValueError, match="not both"):
+        bucketed_dataset(
+            sequences, pad_to_length=9, pad_to_bucket_boundary=True
+        )
+    with pytest.raises(ValueError, match="pad_to_length"):
+        bucketed_dataset(sequences, pad_to_length=0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"pad_to_bucket_boundary": True, "bucket_boundaries": [8, 16]},
+        {"pad_to_length": 31, "pad_value": -1.0},
+        {"drop_remainder": True},
+    ],
+    ids=["own_length", "bucket_boundary", "pad_to_length", "drop_remainder"],
+)
+def test_planned_batches_are_bucket_by_sequence_length_batches(rng, options):
+    # epochs_dataset plans its batches in NumPy, batch by batch; they must be
+    # the very batches tf.data's bucket_by_sequence_length makes.
+    lengths = rng.integers(1, 30, size=203)
+    sequences = [rng.normal(size=(n, 2)).astype("float32") for n in lengths]
+    labels = np.arange(203)
+    batches, steps, planned = data_lib._bucketing(sequences, labels, 16, **options)
+    order = rng.permutation(203)
+    want = list(batches(tf.data.Dataset.from_tensor_slices(order)))
+    got = list(planned(order[None]))
+    assert len(got) == len(want) == steps
+    for (x, y), (x_want, y_want) in zip(got, want):
+        np.testing.assert_array_equal(y, y_want)
+        np.testing.assert_array_equal(x, x_want)

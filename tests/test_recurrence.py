@@ -51,6 +51,27 @@ def test_fused_layout(rng, time_gate, depth_gate, projection):
 
 
 @pytest.mark.parametrize("time_gate,depth_gate,projection", CASES, ids=CASE_IDS)
+def test_split_projection_is_the_step_input_in_blocks(
+    rng, time_gate, depth_gate, projection
+):
+    input_dim = 3 if projection else 4
+    fused = recurrence.fuse_weights(
+        _weights(rng, input_dim, 4, time_gate, depth_gate, projection)
+    )
+    x = rng.normal(size=(2, input_dim)).astype("float32")
+    whole = recurrence.project_inputs(x, fused)
+    blocks = recurrence.project_inputs(x, fused, split=True)
+    assert len(blocks) == 1 + time_gate + 2 * depth_gate
+    np.testing.assert_array_equal(tf.concat(blocks, axis=-1), whole)
+    h_prev = rng.normal(size=(2, 4)).astype("float32")
+    for got, want in zip(
+        recurrence.step(blocks, h_prev, h_prev, fused, tf.tanh),
+        recurrence.step(whole, h_prev, h_prev, fused, tf.tanh),
+    ):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("time_gate,depth_gate,projection", CASES, ids=CASE_IDS)
 def test_step_matches_equations(rng, time_gate, depth_gate, projection):
     input_dim = 3 if projection else 4
     w = _weights(rng, input_dim, 4, time_gate, depth_gate, projection)
@@ -124,6 +145,35 @@ def test_run_stack_with_and_without_sequences(rng, unroll):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(outputs[:, -1], y)
     np.testing.assert_array_equal(outputs[1, 3:], np.repeat(outputs[1, 2:3], 3, 0))
+
+
+def test_loop_stops_after_the_last_real_step(rng):
+    weights = [recurrence.fuse_weights(_weights(rng, 3, 4, True, True, True))]
+    x = tf.constant(rng.normal(size=(3, 8, 3)).astype("float32"))
+    mask = np.zeros((3, 8), bool)
+    mask[0, [0, 2]] = True  # a gap inside: the loop must not stop at it
+    mask[1, :3] = True
+    short = [x[:, :3], mask[:, :3]]
+    _, want, _ = recurrence.run_stack(*short[:1], weights, tf.tanh, mask=short[1])
+    _, got, _ = recurrence.run_stack(x, weights, tf.tanh, mask=mask)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[0][2], 0.0)
+    _, none, _ = recurrence.run_stack(x, weights, tf.tanh, mask=np.zeros((3, 8)))
+    np.testing.assert_array_equal(none[0], 0.0)
+
+    def loss(x):
+        return tf.reduce_sum(recurrence.run_stack(x, weights, tf.tanh, mask=mask)[2])
+
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = loss(x)
+        return tape.gradient(value, x)
+
+    eager = gradient(x)
+    np.testing.assert_array_equal(eager[:, 3:], 0.0)
+    compiled = tf.function(gradient, jit_compile=True)(x)
+    np.testing.assert_allclose(compiled, eager, atol=1e-5)
 
 
 def test_run_stack_equals_layer_by_layer(rng):
