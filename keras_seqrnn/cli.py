@@ -62,7 +62,7 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     )
     train.add_argument("--epochs", type=_positive_int, default=default(60))
     train.add_argument(
-        "--batch-size", type=_positive_int, default=default(32)
+        "--batch-size", type=_positive_int, default=default(16)
     )
     train.add_argument(
         "--lr",
@@ -95,7 +95,7 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     train.add_argument(
         "--label-smoothing",
         type=_rate,
-        default=default(0.0),
+        default=default(0.1),
         help="probability of the training target spread over all classes",
     )
     train.add_argument(

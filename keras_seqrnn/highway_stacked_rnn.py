@@ -95,7 +95,10 @@ class HighwayStackedRNN(keras.layers.Layer):
         padded sequence ends in the state of its last real step and gives
         the same result as the sequence alone, unpadded. A sequence with no
         real step keeps the zero initial state. With
-        `return_sequences=True` the mask is propagated to the next layer.
+        `return_sequences=True` the mask is propagated to the next layer;
+        without, the loop (`unroll=False`) stops after the batch's last
+        real step, so a batch of short sequences padded to a long shape
+        costs only its own length.
 
     Example:
 
