@@ -389,9 +389,8 @@ def _bucketing(
             )
         else:
             widths = np.array([lengths[b].max() for b in members], np.int32)
-        table, _ = pad(
-            sequences, max_length=int(widths.max()), value=pad_value
-        )
+        width = int(widths.max()) if len(widths) else int(lengths.max())
+        table, _ = pad(sequences, max_length=width, value=pad_value)
         table = tf.constant(table)
         targets = None if labels is None else tf.constant(np.asarray(labels))
 

@@ -117,7 +117,7 @@ def project_inputs(
     weights: StepWeights,
     quantize: Optional[Callable[[str, tf.Tensor], tf.Tensor]] = None,
     split: bool = False,
-):
+) -> tf.Tensor | list[tf.Tensor]:
     """Projects the inputs of all time steps at once: `x W + b`.
 
     Args:
