@@ -202,12 +202,16 @@ def _add_data_arguments(parser, default):
     )
 
 
-def _positive_int(text: str) -> int:
+def _int(text: str) -> int | None:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        value = 0
-    if value <= 0:
+        return None
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value is None or value <= 0:
         raise argparse.ArgumentTypeError(
             f"expected a positive integer, got {text!r}"
         )
@@ -222,11 +226,8 @@ def _float(text: str) -> float:
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
+    value = _int(text)
+    if value is None or value < 0:
         raise argparse.ArgumentTypeError(
             f"expected an integer >= 0, got {text!r}"
         )
