@@ -330,16 +330,6 @@ def _bucketing(
     ):
         # The last bucket needs an upper bound to pad to.
         bucket_boundaries.append(int(lengths.max()) + 1)
-    values = tf.constant(np.concatenate(sequences), dtype="float32")
-    ends = np.cumsum(lengths)
-    starts, ends = tf.constant(ends - lengths), tf.constant(ends)
-    if labels is not None:
-        labels = tf.constant(np.asarray(labels))
-
-    def element(index):
-        sequence = values[starts[index] : ends[index]]
-        return sequence if labels is None else (sequence, labels[index])
-
     def padded(batch, *rest):
         steps = pad_to_length - tf.shape(batch)[1]
         batch = tf.pad(
@@ -349,6 +339,15 @@ def _bucketing(
         return (batch, *rest) if rest else batch
 
     def batches(order):
+        values = tf.constant(np.concatenate(sequences), dtype="float32")
+        ends = np.cumsum(lengths)
+        starts, ends = tf.constant(ends - lengths), tf.constant(ends)
+        targets = None if labels is None else tf.constant(np.asarray(labels))
+
+        def element(index):
+            sequence = values[starts[index] : ends[index]]
+            return sequence if targets is None else (sequence, targets[index])
+
         batched = order.map(element).bucket_by_sequence_length(
             element_length_func=lambda sequence, *_: tf.shape(sequence)[0],
             bucket_boundaries=bucket_boundaries,
