@@ -247,10 +247,15 @@ def test_bucketed_dataset_validates_sequences_like_pad():
         bucketed_dataset(sequences)
 
 
-def test_pad_to_bucket_boundary_limits_batch_shapes(rng):
-    lengths = rng.integers(1, 30, size=200)
+def _labelled_sequences(rng, count):
+    """Lengths 1 to 29, 2 features; each sequence labelled by its index."""
+    lengths = rng.integers(1, 30, size=count)
     sequences = [rng.normal(size=(n, 2)).astype("float32") for n in lengths]
-    labels = np.arange(200)
+    return lengths, sequences, np.arange(count)
+
+
+def test_pad_to_bucket_boundary_limits_batch_shapes(rng):
+    lengths, sequences, labels = _labelled_sequences(rng, 200)
     dataset = bucketed_dataset(
         sequences,
         labels,
@@ -274,9 +279,7 @@ def test_pad_to_bucket_boundary_limits_batch_shapes(rng):
 
 
 def test_pad_to_length_gives_one_shape_and_groups_lengths(rng):
-    lengths = rng.integers(1, 30, size=200)
-    sequences = [rng.normal(size=(n, 2)).astype("float32") for n in lengths]
-    labels = np.arange(200)
+    lengths, sequences, labels = _labelled_sequences(rng, 200)
     dataset = bucketed_dataset(
         sequences,
         labels,
@@ -326,9 +329,7 @@ def test_pad_to_length_is_checked(rng):
 def test_planned_batches_are_bucket_by_sequence_length_batches(rng, options):
     # epochs_dataset plans its batches in NumPy, batch by batch; they must be
     # the very batches tf.data's bucket_by_sequence_length makes.
-    lengths = rng.integers(1, 30, size=203)
-    sequences = [rng.normal(size=(n, 2)).astype("float32") for n in lengths]
-    labels = np.arange(203)
+    _, sequences, labels = _labelled_sequences(rng, 203)
     batches, steps, planned = data_lib._bucketing(sequences, labels, 16, **options)
     order = rng.permutation(203)
     want = list(batches(tf.data.Dataset.from_tensor_slices(order)))
