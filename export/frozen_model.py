@@ -33,21 +33,25 @@ class UnsupportedModelError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class FrozenModel:
-    """A classifier `standardize -> stacked RNN -> Dense -> softmax`.
+    """A classifier `standardize -> stacked RNN -> pooling -> Dense -> softmax`.
 
     Attributes:
         num_features: features per step, N.
         layers: each stacked layer's `recurrence.LayerWeights` of float32
             arrays, bottom first.
         activation: the candidates' activation, a Keras activation name.
-        head_kernel: `(units, num_classes)`, V.
+        head_kernel: `(pooled features, num_classes)`, V.
         head_bias: `(num_classes,)`, B.
         input_scale: None or `(N,)`: steps become `x * scale + shift`.
         input_shift: None or `(N,)`.
         label_names: None or the class names.
         ranges: for a quantization-aware model, tensor name to `(min, max,
             narrow_range)` of its learned int8 range (see
-            `graph.classifier_logits`); else None.
+            `classifier_forward.classifier_logits`); else None.
+        backward_layers: None, or the layers of a second stack that reads
+            the sequences backwards, like `layers`.
+        pooling: `"last"`, `"mean"` or `"last_mean"`, as in
+            `SequenceClassifier`.
     """
 
     num_features: int
@@ -59,6 +63,8 @@ class FrozenModel:
     input_shift: np.ndarray | None = None
     label_names: tuple | None = None
     ranges: dict | None = None
+    backward_layers: tuple | None = None
+    pooling: str = "last"
 
     @property
     def num_classes(self) -> int:
@@ -69,13 +75,19 @@ class FrozenModel:
         if self.input_scale is not None:
             arrays["input_scale"] = self.input_scale
             arrays["input_shift"] = self.input_shift
-        for i, layer in enumerate(self.layers):
-            for field, value in zip(_LAYER_FIELDS, layer):
-                if value is not None:
-                    arrays[f"layer{i}/{field}"] = value
+        for prefix, layers in (
+            ("", self.layers),
+            (classifier_forward.BACKWARD, self.backward_layers or ()),
+        ):
+            for i, layer in enumerate(layers):
+                for field, value in zip(_LAYER_FIELDS, layer):
+                    if value is not None:
+                        arrays[f"{prefix}layer{i}/{field}"] = value
         header = {
             "num_features": self.num_features,
             "num_layers": len(self.layers),
+            "bidirectional": self.backward_layers is not None,
+            "pooling": self.pooling,
             "activation": self.activation,
             "label_names": self.label_names,
             "ranges": self.ranges,
@@ -90,19 +102,28 @@ class FrozenModel:
     def load(cls, path: str | pathlib.Path) -> "FrozenModel":
         with np.load(path) as arrays:
             header = json.loads(arrays["header"].tobytes())
-            layers = tuple(
-                recurrence.LayerWeights(
-                    *(
-                        arrays.get(f"layer{i}/{field}")
-                        for field in _LAYER_FIELDS
+
+            def layers(prefix):
+                return tuple(
+                    recurrence.LayerWeights(
+                        *(
+                            arrays.get(f"{prefix}layer{i}/{field}")
+                            for field in _LAYER_FIELDS
+                        )
                     )
+                    for i in range(header["num_layers"])
                 )
-                for i in range(header["num_layers"])
-            )
+
             label_names = header["label_names"]
             return cls(
                 num_features=header["num_features"],
-                layers=layers,
+                layers=layers(""),
+                backward_layers=(
+                    layers(classifier_forward.BACKWARD)
+                    if header["bidirectional"]
+                    else None
+                ),
+                pooling=header["pooling"],
                 activation=header["activation"],
                 head_kernel=arrays["head_kernel"],
                 head_bias=arrays["head_bias"],
@@ -159,6 +180,11 @@ def _freeze_classifier(model):
         shift,
         model.label_names,
     )
+    frozen = dataclasses.replace(frozen, pooling=model.pooling)
+    if model.backward_rnn is not None:
+        frozen = dataclasses.replace(
+            frozen, backward_layers=_layers(model.backward_rnn)
+        )
     if isinstance(model, QuantizationAwareClassifier):
         frozen = dataclasses.replace(
             frozen, ranges=model.quantization_ranges()
@@ -231,20 +257,23 @@ def _standardization(layer):
     return _array(scale), _array(shift)
 
 
-def _frozen(features, rnn, head, scale, shift, label_names):
+def _layers(rnn):
     if isinstance(rnn, HighwayStackedRNN):
         layers = [rnn.layer_weights(i) for i in range(rnn.num_layers)]
-        activation = rnn.activation
     else:
         layers = [rnn.cell.layer_weights()]
-        activation = rnn.cell.activation
+    return tuple(
+        recurrence.LayerWeights(*(_array(value) for value in layer))
+        for layer in layers
+    )
+
+
+def _frozen(features, rnn, head, scale, shift, label_names):
+    cell = rnn if isinstance(rnn, HighwayStackedRNN) else rnn.cell
     return FrozenModel(
         num_features=int(features),
-        layers=tuple(
-            recurrence.LayerWeights(*(_array(value) for value in layer))
-            for layer in layers
-        ),
-        activation=keras.activations.serialize(activation),
+        layers=_layers(rnn),
+        activation=keras.activations.serialize(cell.activation),
         head_kernel=_array(head.kernel),
         head_bias=(
             _array(head.bias)

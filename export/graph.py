@@ -9,9 +9,9 @@ constants, so it holds only builtin ops:
 - unrolled over a static length (`tf.unstack`: TFLite `UNPACK`), which the GPU
   delegate and full-integer quantization need.
 
-Padding needs no masking: the steps run unmasked and the top layer's output
-at each sequence's last step is picked with arithmetic, which full-integer
-quantization accepts. A quantization-aware model's learned ranges become
+Padding is handled with arithmetic, which full-integer quantization accepts:
+the forward stack runs unmasked and its outputs are picked and summed from
+each sequence's length; a backward stack masks the padding it reads first. A quantization-aware model's learned ranges become
 fake-quantization ops at the same tensors, so its int8 conversion needs no
 calibration.
 """
@@ -49,14 +49,10 @@ def classifier_function(
         features)` and `lengths` int32 `(batch,)` to `{"probabilities":
         (batch, classes)}`.
     """
-    weights = [
-        recurrence.fuse_weights(
-            recurrence.LayerWeights(
-                *(None if a is None else tf.constant(a) for a in layer)
-            )
-        )
-        for layer in frozen.layers
-    ]
+    weights = _fused(frozen.layers)
+    backward_weights = None
+    if frozen.backward_layers is not None:
+        backward_weights = _fused(frozen.backward_layers)
     activation = keras.activations.get(frozen.activation)
     head_kernel = tf.constant(frozen.head_kernel)
     head_bias = tf.constant(frozen.head_bias)
@@ -83,6 +79,8 @@ def classifier_function(
             frozen.input_shift,
             unroll=unroll,
             quantize=quantize,
+            backward_weights=backward_weights,
+            pooling=frozen.pooling,
         )
         return {PROBABILITIES: tf.nn.softmax(logits)}
 
@@ -90,6 +88,17 @@ def classifier_function(
     if frozen.ranges:
         quantize = functools.partial(_fake_quant, frozen.ranges)
     return classify.get_concrete_function()
+
+
+def _fused(layers):
+    return [
+        recurrence.fuse_weights(
+            recurrence.LayerWeights(
+                *(None if a is None else tf.constant(a) for a in layer)
+            )
+        )
+        for layer in layers
+    ]
 
 
 def _fake_quant(ranges, name, tensor):

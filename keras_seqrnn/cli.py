@@ -15,6 +15,7 @@ from keras_seqrnn import atomic
 from keras_seqrnn import data
 from keras_seqrnn import datasets
 from keras_seqrnn import training
+from keras_seqrnn.sequence_classifier import POOLINGS
 from keras_seqrnn.sequence_classifier import SequenceClassifier
 from keras_seqrnn.sequence_classifier import build_classifier
 from keras_seqrnn.version import __version__
@@ -59,6 +60,19 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--layers", type=_positive_int, default=default(2))
     train.add_argument(
         "--highway", choices=HIGHWAY_CHOICES, default=default("depth")
+    )
+    train.add_argument(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        default=default(True),
+        help="a second stack reads each sequence backwards",
+    )
+    train.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        default=default("last_mean"),
+        help="what the output layer reads of the top layer's outputs: the "
+        "last real step's, their mean, or both",
     )
     train.add_argument("--epochs", type=_positive_int, default=default(60))
     train.add_argument(
@@ -449,7 +463,12 @@ def _report(args, model, history, train_seconds, fit_data, validation,
     highway = None if args.highway == "none" else args.highway
     rows = [
         ("data", args.data),
-        ("model", f"{args.layers} x {args.units} units, highway={highway}"),
+        (
+            "model",
+            f"{args.layers} x {args.units} units, highway={highway}, "
+            f"{'bidirectional' if args.bidirectional else 'forward'}, "
+            f"pooling={args.pooling}",
+        ),
         ("parameters", f"{metrics['num_parameters']:,}"),
         ("train / test sequences", f"{train_count} / {len(x_test)}"),
         ("train seconds", f"{train_seconds:.1f}"),
@@ -510,6 +529,8 @@ def _new_model(args, x_fit, y_fit, features, label_names):
         units=args.units,
         num_layers=args.layers,
         highway=None if args.highway == "none" else args.highway,
+        bidirectional=args.bidirectional,
+        pooling=args.pooling,
         feature_mean=mean,
         feature_variance=variance,
         dropout=args.dropout,

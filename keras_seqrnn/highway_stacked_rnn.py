@@ -71,6 +71,11 @@ class HighwayStackedRNN(keras.layers.Layer):
             at every step rather than at the last step. Default: `False`.
         return_state: Boolean, whether to also return each layer's final
             state `h_T`. Default: `False`.
+        go_backwards: Boolean, whether to read the sequence backwards, from
+            its last step to its first, returning the reversed sequence
+            with `return_sequences=True`, as Keras' RNN layers do.
+            `keras.layers.Bidirectional` sets it on its backward copy.
+            Default: `False`.
         unroll: Boolean, whether to unroll the loop over time (the time
             axis must then be static). Under XLA an unrolled stack compiles
             several times longer and trains no faster; the TFLite export
@@ -80,6 +85,8 @@ class HighwayStackedRNN(keras.layers.Layer):
 
     Call arguments:
         inputs: A 3D tensor `(batch, time, features)`; `time` may be `None`.
+        initial_state: None (zero states), or a list of each layer's
+            initial state, `(batch, units[l])`. Default: `None`.
         mask: A boolean tensor `(batch, time)`, `True` for real steps.
             Default: the mask of the previous layer, else no masking.
         training: Python boolean, whether dropout applies. Default: `False`.
@@ -96,9 +103,10 @@ class HighwayStackedRNN(keras.layers.Layer):
         the same result as the sequence alone, unpadded. A sequence with no
         real step keeps the zero initial state. With
         `return_sequences=True` the mask is propagated to the next layer;
-        without, the loop (`unroll=False`) stops after the batch's last
-        real step, so a batch of short sequences padded to a long shape
-        costs only its own length.
+        without, the loop (`unroll=False`) skips the steps before the
+        batch's first real step and after its last, so a batch of short
+        sequences padded to a long shape costs only its own length, read
+        forwards or backwards.
 
     Example:
 
@@ -106,6 +114,8 @@ class HighwayStackedRNN(keras.layers.Layer):
     inputs = np.random.random((32, 29, 12)).astype("float32")
     rnn = keras_seqrnn.HighwayStackedRNN(64, num_layers=3, highway="both")
     outputs = rnn(inputs)  # (32, 64)
+    both = keras.layers.Bidirectional(keras_seqrnn.HighwayStackedRNN(64))
+    outputs = both(inputs)  # (32, 128): forward, then backward
     ```
 
     Reference:
@@ -133,15 +143,17 @@ class HighwayStackedRNN(keras.layers.Layer):
         recurrent_dropout: float = 0.0,
         return_sequences: bool = False,
         return_state: bool = False,
+        go_backwards: bool = False,
         unroll: bool = False,
         seed: int | None = None,
         **kwargs,
     ):
-        if not isinstance(unroll, bool):
-            raise ValueError(
-                "Received an invalid value for argument `unroll`, expected "
-                f"True or False, got {unroll!r}."
-            )
+        for name, value in (("go_backwards", go_backwards), ("unroll", unroll)):
+            if not isinstance(value, bool):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`, "
+                    f"expected True or False, got {value!r}."
+                )
         if isinstance(units, (list, tuple)):
             if not units:
                 raise ValueError(
@@ -194,6 +206,7 @@ class HighwayStackedRNN(keras.layers.Layer):
         self.recurrent_dropout = recurrent_dropout
         self.return_sequences = return_sequences
         self.return_state = return_state
+        self.go_backwards = go_backwards
         self.unroll = unroll
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -217,6 +230,11 @@ class HighwayStackedRNN(keras.layers.Layer):
             )
             for i, layer_units in enumerate(self.layer_units)
         ]
+
+    @property
+    def stateful(self) -> bool:
+        # What `keras.layers.Bidirectional` reads: no state outlives a call.
+        return False
 
     @property
     def time_gate(self) -> bool:
@@ -293,10 +311,16 @@ class HighwayStackedRNN(keras.layers.Layer):
         cell_weights = self.cells[index].layer_weights()
         return cell_weights._replace(**self._gates[index])
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs, initial_state=None, mask=None, training=False):
         validation.check_sequence_shape(
             self.name, inputs.shape, self.input_features
         )
+        if initial_state is not None:
+            initial_state = self._check_initial_state(initial_state)
+        if self.go_backwards:
+            inputs = tf.reverse(inputs, [1])
+            if mask is not None:
+                mask = tf.reverse(mask, [1])
         batch = tf.shape(inputs)[0]
         dropout_masks = [None] * self.num_layers
         recurrent_dropout_masks = [None] * self.num_layers
@@ -321,12 +345,27 @@ class HighwayStackedRNN(keras.layers.Layer):
             recurrent_dropout_masks=recurrent_dropout_masks,
             return_sequences=self.return_sequences,
             unroll=self.unroll,
+            initial_states=initial_state,
         )
         if self.return_sequences:
             output = sequences
         if self.return_state:
             return [output, *states]
         return output
+
+    def _check_initial_state(self, initial_state):
+        if not isinstance(initial_state, (list, tuple)):
+            initial_state = [initial_state]
+        shapes = [tuple(s.shape) for s in initial_state]
+        expected = [(None, u) for u in self.layer_units]
+        if len(shapes) != self.num_layers or any(
+            len(s) != 2 or s[1] != u for s, (_, u) in zip(shapes, expected)
+        ):
+            raise ValueError(
+                f"`{self.name}` expects one initial state per layer, of "
+                f"shapes {expected}; got shapes {shapes}."
+            )
+        return list(initial_state)
 
     def _dropout_mask(self, batch, size, rate):
         """One mask per sequence, the same at every step."""
@@ -384,6 +423,7 @@ class HighwayStackedRNN(keras.layers.Layer):
             "recurrent_dropout": self.recurrent_dropout,
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
             "unroll": self.unroll,
             "seed": self.seed,
         }

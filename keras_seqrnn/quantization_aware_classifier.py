@@ -94,9 +94,10 @@ class QuantizationAwareClassifier(SequenceClassifier):
     Built by `export.quantize_aware` from a trained classifier; it takes the
     same arguments, trains with the same step (`fit`, clipping, masked loss)
     and saves as `.keras` with its learned ranges. Its forward pass is the
-    export's (`classifier_forward.classifier_logits`): the steps run unmasked and the
-    output of each sequence's last real step is selected, so padding must
-    come after each sequence (as `keras_seqrnn.data.pad` puts it).
+    export's (`classifier_forward.classifier_logits`): the forward stack runs
+    unmasked and its outputs are pooled from each sequence's length, so
+    padding must come after each sequence (as `keras_seqrnn.data.pad` puts
+    it).
 
     Weights are quantized per tensor, symmetric, narrow range
     (`LastValueQuantizer`); every op's result per tensor, asymmetric, with
@@ -132,8 +133,9 @@ class QuantizationAwareClassifier(SequenceClassifier):
         # requantization op every step.
         if name.split("/")[-1] in ("transform", "carry"):
             return quantizers.FixedQuantizer(8, 0.0, 255 / 256, False)
-        # The one-hot of the last step: [0, 1] holds both exactly.
-        if name == "pick":
+        # The one-hot of the last step and the mask of the real ones: [0, 1]
+        # holds both values exactly.
+        if name in ("pick", "valid"):
             return quantizers.FixedQuantizer(8, 0.0, 1.0, False)
         tanh = keras.activations.serialize(self.rnn.activation) == "tanh"
         if tanh and name.endswith("candidate"):
@@ -159,13 +161,16 @@ class QuantizationAwareClassifier(SequenceClassifier):
                 self.standardization
             )
         weights = [
-            recurrence.fuse_weights(self.rnn.layer_weights(i))
-            for i in range(self.rnn.num_layers)
+            [
+                recurrence.fuse_weights(rnn.layer_weights(i))
+                for i in range(rnn.num_layers)
+            ]
+            for rnn in self.stacks
         ]
         return classifier_forward.classifier_logits(
             tf.cast(sequences, tf.float32),
             lengths,
-            weights,
+            weights[0],
             self.rnn.activation,
             tf.convert_to_tensor(self.head.kernel),
             tf.convert_to_tensor(self.head.bias),
@@ -173,6 +178,8 @@ class QuantizationAwareClassifier(SequenceClassifier):
             shift,
             unroll=False,
             quantize=quantize,
+            backward_weights=weights[1] if self.bidirectional else None,
+            pooling=self.pooling,
         )
 
     def quantization_ranges(self) -> dict:
@@ -225,6 +232,7 @@ def quantize_aware(
     qat.build((None, None, model.num_features))
     for target, source in (
         (qat.rnn, model.rnn),
+        (qat.backward_rnn, model.backward_rnn),
         (qat.head, model.head),
         (qat.standardization, model.standardization),
     ):

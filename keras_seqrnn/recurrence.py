@@ -224,15 +224,32 @@ def step(
         update = q("carry_update", carry * q("carry_delta", h - h_prev))
         h = q("h", h_prev + update)
     if mask is not None:
-        h = h_prev + mask * (h - h_prev)
+        h = q("h_masked", h_prev + q("h_update", mask * q("h_delta", h - h_prev)))
     if not weights.depth_gate:
         return h, h
     transform = q("transform", tf.sigmoid(parts[-2]))
     update = q("y_update", transform * q("y_delta", h - parts[-1]))
     y = q("y", parts[-1] + update)
     if mask is not None:
-        y = y_prev + mask * (y - y_prev)
+        y = q("y_masked", y_prev + q("y_masked_update", mask * q("y_masked_delta", y - y_prev)))
     return h, y
+
+
+def output_name(
+    weights: StepWeights, activation, masked: bool = False
+) -> str:
+    """The `quantize` name `step` gives the layer's output `y`.
+
+    A tensor built from outputs (such as their stack over time) gets the
+    same name, so the same range: int8 `PACK` needs one scale for all.
+    """
+    if weights.depth_gate:
+        return "y_masked" if masked else "y"
+    if masked:
+        return "h_masked"
+    if weights.time_gate:
+        return "h"
+    return "preactivation" if activation is None else "candidate"
 
 
 def run_stack(
@@ -244,8 +261,9 @@ def run_stack(
     recurrent_dropout_masks: Optional[list[Optional[tf.Tensor]]] = None,
     return_sequences: bool = False,
     unroll: bool = False,
+    initial_states: Optional[list[tf.Tensor]] = None,
 ) -> tuple[Optional[tf.Tensor], list[tf.Tensor], tf.Tensor]:
-    """Runs stacked layers over time, from zero states, in one loop.
+    """Runs stacked layers over time, from given or zero states, in one loop.
 
     The first layer's input projection is one matrix product before the
     loop. At each step every layer advances in turn, the next reading the
@@ -272,6 +290,9 @@ def run_stack(
             every step.
         unroll: True to unroll (the time axis must be static), False for
             a `tf.while_loop`.
+        initial_states: None (zeros), or each layer's initial state `h`,
+            `(batch, units)`. The layers' outputs start at zero, as Keras'
+            RNN layers' do.
 
     Returns:
         `(outputs, states, y)`: the top layer's outputs
@@ -316,9 +337,11 @@ def run_stack(
             )
         return new_states
 
-    states = [
-        tf.zeros(tf.stack([batch, w.units]), dtype) for w in weights for _ in "hy"
-    ]
+    states = []
+    for i, w in enumerate(weights):
+        zeros = tf.zeros(tf.stack([batch, w.units]), dtype)
+        h = zeros if initial_states is None else initial_states[i]
+        states += [tf.cast(h, dtype), zeros]
     if unroll:
         masks = [None] * inputs.shape[1]
         if mask is not None:
@@ -340,14 +363,17 @@ def run_stack(
     if mask is not None:
         mask = tf.transpose(mask, [1, 0, 2])
     time = tf.shape(projected)[0]
-    steps = time
+    start, steps = tf.constant(0), time
     if mask is not None and not return_sequences:
-        # Steps after the batch's last real one change nothing: stop there.
-        # A batch of sequences of similar lengths, padded to a longer
-        # shape, then costs only its own length.
+        # Steps before the batch's first real one and after its last change
+        # nothing: skip them. A batch of sequences of similar lengths,
+        # padded to a longer shape (or reversed, the padding first), then
+        # costs only its own length.
         real = tf.reduce_any(mask[:, :, 0] > 0, axis=1)
-        steps = tf.reduce_max(
-            tf.where(real, tf.range(1, time + 1), tf.zeros_like(time))
+        index = tf.range(time)
+        steps = tf.reduce_max(tf.where(real, index + 1, tf.zeros_like(index)))
+        start = tf.minimum(
+            tf.reduce_min(tf.where(real, index, tf.fill([time], time))), steps
         )
     written = ()
     if return_sequences:
@@ -366,7 +392,7 @@ def run_stack(
     _, states, *written = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), states, *written),
+        (start, states, *written),
         maximum_iterations=time,
     )
     sequences = None

@@ -8,6 +8,8 @@ from keras_seqrnn import training as training_lib
 from keras_seqrnn import validation
 from keras_seqrnn.highway_stacked_rnn import HighwayStackedRNN
 
+POOLINGS = ("last", "mean", "last_mean")
+
 
 @keras.saving.register_keras_serializable(package="keras_seqrnn")
 class SequenceClassifier(keras.Model):
@@ -15,8 +17,15 @@ class SequenceClassifier(keras.Model):
 
     The model takes padded sequences `(batch, time, num_features)`, time of
     any length, and returns class probabilities `(batch, num_classes)`,
-    `softmax(h_T V + B)` over the last layer's output at each sequence's last
-    real step. Steps whose features all equal `mask_value` are padding.
+    `softmax(f V + B)`. The features `f` are, by default, the top layer's
+    output at each sequence's last real step, `h_T`. With `pooling`, they
+    are the mean of its outputs over the real steps, or both, `[h_T, mean]`.
+    With `bidirectional`, a second stack of the same shape reads each
+    sequence backwards (`HighwayStackedRNN(go_backwards=True)`, as
+    `keras.layers.Bidirectional` builds it), and its features follow the
+    forward stack's: `[f_forward, f_backward]`, the backward `h_T` being its
+    output at the sequence's first step. Steps whose features all equal
+    `mask_value` are padding.
 
     Training is an explicit `tf.GradientTape` step
     (`keras_seqrnn.training.train_step`): cross entropy computed from the
@@ -56,6 +65,10 @@ class SequenceClassifier(keras.Model):
             recurrent state. Default: `0.0`.
         gate_bias: Float, the initial bias of the highway gates.
             Default: `-2.0`.
+        bidirectional: Boolean, whether a second stack reads the sequences
+            backwards. Default: `False`.
+        pooling: `"last"`, `"mean"` or `"last_mean"`: what the output layer
+            reads of each stack's outputs. Default: `"last"`.
         label_names: None or `num_classes` strings naming the classes, kept
             with the model for prediction. Default: `None`.
         seed: Integer, seed for dropout. Default: `None`.
@@ -71,7 +84,8 @@ class SequenceClassifier(keras.Model):
     Masking:
         The mask comes from `mask_value` on the raw inputs, before
         standardization; a padded batch gives each sequence's unpadded
-        result.
+        result. The mean is over the real steps only, and a sequence of
+        length zero has zero features.
 
     Example:
 
@@ -81,11 +95,18 @@ class SequenceClassifier(keras.Model):
                   clip_norm=1.0)
     x, lengths = keras_seqrnn.data.pad(sequences)
     model.fit(x, labels, epochs=10)  # logs loss, grad_norm, clipped, ...
+    # What `seqrnn train` builds: both directions, last and mean outputs.
+    model = keras_seqrnn.build_classifier(
+        12, 9, units=64, num_layers=2, highway=None, bidirectional=True,
+        pooling="last_mean",
+    )
     ```
 
     Reference:
         - [Elman, 1990. Finding Structure in Time](
             https://doi.org/10.1207/s15516709cog1402_1)
+        - [Schuster and Paliwal, 1997. Bidirectional Recurrent Neural
+            Networks](https://doi.org/10.1109/78.650093)
     """
 
     def __init__(
@@ -102,6 +123,8 @@ class SequenceClassifier(keras.Model):
         input_noise: float = 0.0,
         recurrent_dropout: float = 0.0,
         gate_bias: float = -2.0,
+        bidirectional: bool = False,
+        pooling: str = "last",
         label_names=None,
         seed: int | None = None,
         **kwargs,
@@ -115,6 +138,16 @@ class SequenceClassifier(keras.Model):
             )
         validation.check_finite_float("mask_value", mask_value)
         validation.check_non_negative_float("input_noise", input_noise)
+        if not isinstance(bidirectional, bool):
+            raise ValueError(
+                "Received an invalid value for argument `bidirectional`, "
+                f"expected True or False, got {bidirectional!r}."
+            )
+        if pooling not in POOLINGS:
+            raise ValueError(
+                "Received an invalid value for argument `pooling`, expected "
+                f"one of {POOLINGS}, got {pooling!r}."
+            )
         feature_mean, feature_variance = _check_statistics(
             feature_mean, feature_variance, num_features
         )
@@ -138,6 +171,8 @@ class SequenceClassifier(keras.Model):
         self.input_noise = float(input_noise)
         self.recurrent_dropout = recurrent_dropout
         self.gate_bias = gate_bias
+        self.bidirectional = bidirectional
+        self.pooling = pooling
         self.label_names = label_names
         self.seed = seed
         self.clip_norm = None
@@ -149,16 +184,22 @@ class SequenceClassifier(keras.Model):
                 variance=feature_variance,
                 name="standardization",
             )
-        self.rnn = HighwayStackedRNN(
-            units,
+        stack = dict(
+            units=units,
             num_layers=num_layers,
             highway=highway,
             gate_bias=gate_bias,
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
+            return_sequences=pooling != "last",
             seed=seed,
-            name="rnn",
         )
+        self.rnn = HighwayStackedRNN(**stack, name="rnn")
+        self.backward_rnn = None
+        if bidirectional:
+            self.backward_rnn = HighwayStackedRNN(
+                **stack, go_backwards=True, name="backward_rnn"
+            )
         self.output_dropout = None
         if dropout:
             self.output_dropout = keras.layers.Dropout(
@@ -176,8 +217,20 @@ class SequenceClassifier(keras.Model):
             return
         if self.standardization is not None:
             self.standardization.build(input_shape)
-        self.rnn.build(input_shape)
-        self.head.build((None, self.rnn.layer_units[-1]))
+        for rnn in self.stacks:
+            rnn.build(input_shape)
+        self.head.build((None, self.num_pooled_features))
+
+    @property
+    def stacks(self) -> list[HighwayStackedRNN]:
+        """The forward stack, then the backward one if bidirectional."""
+        return [self.rnn] + ([self.backward_rnn] if self.bidirectional else [])
+
+    @property
+    def num_pooled_features(self) -> int:
+        """The size of the features the output layer reads."""
+        per_stack = self.rnn.layer_units[-1] * len(self.pooling.split("_"))
+        return per_stack * len(self.stacks)
 
     def compute_mask(self, inputs, mask=None):
         """`(batch, time)` booleans: True where a step is not padding."""
@@ -186,7 +239,7 @@ class SequenceClassifier(keras.Model):
         )
 
     def compute_logits(self, inputs, training=False):
-        """`(batch, num_classes)` logits, `h_T V + B`."""
+        """`(batch, num_classes)` logits, `f V + B`."""
         validation.check_sequence_shape(
             self.name, inputs.shape, self.num_features
         )
@@ -196,10 +249,34 @@ class SequenceClassifier(keras.Model):
             x = self.standardization(x)
         if training and self.input_noise:
             x = x + self._input_noise(x) * tf.cast(mask, x.dtype)[:, :, None]
-        x = self.rnn(x, mask=mask, training=training)
+        x = tf.concat(
+            [
+                self._pool(rnn(x, mask=mask, training=training), mask, rnn)
+                for rnn in self.stacks
+            ],
+            axis=-1,
+        )
         if self.output_dropout is not None:
             x = self.output_dropout(x, training=training)
         return self.head(x)
+
+    def _pool(self, outputs, mask, rnn):
+        if self.pooling == "last":
+            return outputs
+        # Outputs in reading order: a stack carries its last output through
+        # padding, so the last one is the last real step's (or the first
+        # step's, read backwards).
+        pooled = []
+        if "last" in self.pooling:
+            pooled.append(outputs[:, -1])
+        if "mean" in self.pooling:
+            real = tf.cast(mask, outputs.dtype)
+            if rnn.go_backwards:
+                real = tf.reverse(real, [1])
+            total = tf.reduce_sum(outputs * real[:, :, None], axis=1)
+            count = tf.maximum(tf.reduce_sum(real, axis=1, keepdims=True), 1)
+            pooled.append(total / count)
+        return tf.concat(pooled, axis=-1)
 
     def _input_noise(self, x):
         # Stateless, keyed by (seed, optimizer step): a run resumed from a
@@ -341,6 +418,8 @@ class SequenceClassifier(keras.Model):
             "input_noise": self.input_noise,
             "recurrent_dropout": self.recurrent_dropout,
             "gate_bias": self.gate_bias,
+            "bidirectional": self.bidirectional,
+            "pooling": self.pooling,
             "label_names": _as_list(self.label_names),
             "seed": self.seed,
         }
@@ -414,13 +493,14 @@ def build_classifier(
             Default: `"depth"`.
         **kwargs: the other arguments of `SequenceClassifier`
             (`mask_value`, `feature_mean`, `feature_variance`, `dropout`,
-            `input_noise`, `recurrent_dropout`, `gate_bias`, `label_names`,
-            `seed`, `name`).
+            `input_noise`, `recurrent_dropout`, `gate_bias`, `bidirectional`,
+            `pooling`, `label_names`, `seed`, `name`).
 
     Returns:
         A built `SequenceClassifier` with sublayers `standardization` (None
-        without statistics), `rnn` (the `HighwayStackedRNN`) and `head`
-        (the dense layer `logits`, kernel V and bias B).
+        without statistics), `rnn` (the `HighwayStackedRNN`),
+        `backward_rnn` (None unless bidirectional) and `head` (the dense
+        layer `logits`, kernel V and bias B).
 
     Example:
 

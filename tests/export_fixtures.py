@@ -10,8 +10,14 @@ from keras_seqrnn.datasets import load_japanese_vowels
 MAX_LENGTH = 29
 
 
-def trained_classifier(units=16, num_layers=2, highway="depth", epochs=4):
-    """A classifier trained briefly on JapaneseVowels, and its data."""
+def trained_classifier(units=16, num_layers=2, highway="depth", epochs=4,
+                       **kwargs):
+    """A classifier trained briefly on JapaneseVowels, and its data.
+
+    By default the shape `seqrnn train` builds: both directions, the last
+    and mean outputs pooled; `kwargs` go to `build_classifier`.
+    """
+    kwargs = {"bidirectional": True, "pooling": "last_mean", **kwargs}
     (x_train, y_train), (x_test, y_test) = load_japanese_vowels()
     padded, _ = data.pad(x_train)
     mean, variance = data.feature_statistics(x_train)
@@ -24,6 +30,7 @@ def trained_classifier(units=16, num_layers=2, highway="depth", epochs=4):
         feature_mean=mean,
         feature_variance=variance,
         label_names=[str(k) for k in range(1, 10)],
+        **kwargs,
     )
     model.compile(keras.optimizers.Adam(1e-2), clip_norm=1.0)
     model.fit(padded, y_train, batch_size=32, epochs=epochs, verbose=0)

@@ -20,25 +20,33 @@ def _classifier(rng, **kwargs):
     return model
 
 
-def test_freeze_reads_every_weight_and_round_trips(rng, tmp_path):
-    model = _classifier(rng, highway="both")
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "both"])
+def test_freeze_reads_every_weight_and_round_trips(rng, tmp_path, bidirectional):
+    model = _classifier(rng, highway="both", bidirectional=bidirectional,
+                        pooling="last_mean")
     frozen = frozen_model.freeze(model)
     assert frozen.num_features == 5 and frozen.num_classes == 3
     assert frozen.activation == "tanh"
     assert frozen.label_names == ("a", "b", "c")
-    for i, layer in enumerate(frozen.layers):
-        expected = model.rnn.layer_weights(i)
-        for got, want in zip(layer, expected):
-            assert (got is None) == (want is None)
-            if want is not None:
-                np.testing.assert_array_equal(got, keras.ops.convert_to_numpy(want))
+    assert frozen.pooling == "last_mean"
+    assert (frozen.backward_layers is not None) == bidirectional
+    stacks = [frozen.layers] + ([frozen.backward_layers] if bidirectional else [])
+    for layers, rnn in zip(stacks, model.stacks, strict=True):
+        for i, layer in enumerate(layers):
+            for got, want in zip(layer, rnn.layer_weights(i)):
+                assert (got is None) == (want is None)
+                if want is not None:
+                    np.testing.assert_array_equal(got, keras.ops.convert_to_numpy(want))
     np.testing.assert_allclose(
         frozen.input_scale, 1 / np.sqrt(model.feature_variance), rtol=1e-6
     )
     frozen.save(tmp_path / "frozen.npz")
     loaded = frozen_model.FrozenModel.load(tmp_path / "frozen.npz")
     assert loaded.label_names == frozen.label_names
-    for a, b in zip(loaded.layers, frozen.layers):
+    assert loaded.pooling == frozen.pooling
+    assert (loaded.backward_layers is None) == (frozen.backward_layers is None)
+    for a, b in zip(loaded.layers + (loaded.backward_layers or ()),
+                    frozen.layers + (frozen.backward_layers or ()), strict=True):
         for x, y in zip(a, b):
             assert (x is None and y is None) or np.array_equal(x, y)
     np.testing.assert_array_equal(loaded.head_kernel, frozen.head_kernel)

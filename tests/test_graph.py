@@ -11,11 +11,19 @@ from export import graph
 from export import litert_model
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(
+    scope="module",
+    params=[
+        {},
+        {"bidirectional": True, "pooling": "last_mean"},
+        {"bidirectional": True, "pooling": "mean", "highway": None},
+    ],
+    ids=["forward-last", "both-last_mean", "both-mean-plain"],
+)
+def model(request):
     rng = np.random.default_rng(7)
     model = keras_seqrnn.build_classifier(
-        4, 3, units=[6, 5], highway="both",
+        4, 3, units=[6, 5], **{"highway": "both", **request.param},
         feature_mean=rng.normal(size=4),
         feature_variance=rng.uniform(0.5, 2.0, 4),
     )

@@ -220,6 +220,97 @@ def test_plain_single_layer_matches_simple_rnn(rng, return_sequences):
     np.testing.assert_allclose(ours(masked), theirs(masked), atol=1e-6)
 
 
+def test_contract_bidirectional(rng, tmp_path):
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    assert_layer_contract(
+        lambda: keras.layers.Bidirectional(
+            HighwayStackedRNN([4, 4], highway="both", return_sequences=True)
+        ),
+        x,
+        (2, 5, 8),
+        tmp_path,
+    )
+
+
+@pytest.mark.parametrize(
+    "return_sequences", [False, True], ids=["last", "sequences"]
+)
+def test_bidirectional_plain_matches_simple_rnn(rng, return_sequences):
+    x, mask = _padded_batch(rng)
+    masked = keras.layers.Masking()(x)
+    ours = keras.layers.Bidirectional(
+        HighwayStackedRNN(5, highway=None, return_sequences=return_sequences)
+    )
+    theirs = keras.layers.Bidirectional(
+        keras.layers.SimpleRNN(5, return_sequences=return_sequences)
+    )
+    ours(masked)
+    theirs(masked)
+    _randomize(ours, rng)
+    theirs.set_weights(ours.get_weights())
+    got, want = np.asarray(ours(masked)), np.asarray(theirs(masked))
+    if return_sequences:
+        # Keras' wrapper zeroes its RNNs' outputs at masked steps; ours
+        # carry the last output there. The mask marks those steps.
+        got, want = got[mask], want[mask]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("highway", MODES, ids=MODE_IDS)
+def test_go_backwards_reads_each_sequence_backwards(rng, highway):
+    x, mask = _padded_batch(rng)
+    layer = HighwayStackedRNN(
+        [4, 6], highway=highway, go_backwards=True, return_state=True
+    )
+    output, *states = layer(x, mask=mask)
+    _randomize(layer, rng)
+    output, *states = layer(x, mask=mask)
+    for i, n in enumerate(mask.sum(axis=1)):
+        if n == 0:
+            for got in (output, *states):
+                np.testing.assert_array_equal(got[i], 0.0)
+            continue
+        reversed_steps = x[i : i + 1, :n][:, ::-1]
+        sequence, want = numpy_stack(layer, reversed_steps, np.ones((1, n), bool))
+        np.testing.assert_allclose(output[i], sequence[0, -1], atol=2e-6)
+        for got, state in zip(states, want):
+            np.testing.assert_allclose(got[i], state[0], atol=2e-6)
+    compiled = tf.function(layer, jit_compile=True)(x, mask=mask)
+    np.testing.assert_allclose(compiled[0], output, atol=1e-5)
+
+
+def test_initial_state_matches_simple_rnn(rng):
+    x, mask = _padded_batch(rng)
+    state = rng.normal(size=(len(x), 5)).astype("float32")
+    masked = keras.layers.Masking()(x)
+    ours = HighwayStackedRNN(5, highway=None, return_sequences=True)
+    theirs = keras.layers.SimpleRNN(5, return_sequences=True)
+    ours(masked)
+    theirs(masked)
+    _randomize(ours, rng)
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(
+        ours(masked, initial_state=[state]),
+        theirs(masked, initial_state=[state]),
+        atol=1e-6,
+    )
+
+
+def test_initial_state_of_each_layer(rng):
+    x, mask = _padded_batch(rng)
+    layer = HighwayStackedRNN([4, 6], highway="both", return_state=True)
+    initial = [rng.normal(size=(len(x), u)).astype("float32") for u in (4, 6)]
+    _, *from_zero = layer(x, mask=mask)
+    _, *states = layer(x, mask=mask, initial_state=initial)
+    empty = ~mask.any(axis=1)
+    for got, zero, start in zip(states, from_zero, initial):
+        np.testing.assert_allclose(np.asarray(got)[empty], start[empty])
+        assert not np.allclose(np.asarray(got)[~empty], zero[~empty])
+    with pytest.raises(ValueError, match=r"one initial state per layer.*"
+                       r"\[\(None, 4\), \(None, 6\)\]; got shapes \[\(5, 4\)\]"):
+        layer(x, initial_state=initial[:1])
+
+
 @settings(max_examples=12, deadline=None)
 @given(lengths=st.lists(st.integers(0, 7), min_size=1, max_size=4))
 def test_padded_equals_unpadded(lengths):

@@ -73,28 +73,38 @@ def test_selecting_forward_equals_the_masked_layers(trained, lengths, seed):
     rng = np.random.default_rng(seed)
     sequences = [rng.normal(size=(n, 12)).astype(np.float32) for n in lengths]
     padded, n = data.pad(sequences, max_length=8)
-    weights = [recurrence.fuse_weights(model.rnn.layer_weights(i)) for i in range(2)]
+    forward, backward = (
+        [recurrence.fuse_weights(rnn.layer_weights(i)) for i in range(2)]
+        for rnn in model.stacks
+    )
     std = model.standardization
     scale = 1 / np.maximum(np.sqrt(np.ravel(std.variance)), keras.config.epsilon())
     logits = classifier_forward.classifier_logits(
-        tf.constant(padded), tf.constant(n, tf.int32), weights,
+        tf.constant(padded), tf.constant(n, tf.int32), forward,
         model.rnn.activation, model.head.kernel.value, model.head.bias.value,
         scale.astype(np.float32), (-np.ravel(std.mean) * scale).astype(np.float32),
+        backward_weights=backward, pooling=model.pooling,
     )
     np.testing.assert_allclose(logits, model.compute_logits(padded), atol=1e-5)
 
 
 def test_quantize_aware_copies_the_model_and_fakes_int8(trained, rng):
     model, _, (x_test, _) = trained
-    qat = export.quantize_aware(model)
+    padded, _ = data.pad(x_test[:40])
+    qat = export.quantize_aware(model, calibration_data=padded)
     assert isinstance(qat, keras_seqrnn.QuantizationAwareClassifier)
-    for a, b in zip(qat.rnn.weights + qat.head.weights, model.rnn.weights + model.head.weights):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert qat.bidirectional and qat.pooling == "last_mean"
+    for layer in ("rnn", "backward_rnn", "head", "standardization"):
+        for a, b in zip(getattr(qat, layer).weights, getattr(model, layer).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
     ranges = qat.quantization_ranges()
     assert {"sequences", "layer0/input_kernel", "layer1/recurrent_kernel",
-            "layer0/candidate", "layer1/y", "pick", "output", "logits"} <= set(ranges)
-    padded, _ = data.pad(x_test[:40])
-    # With [-6, 6] ranges the fake quantization rounds, but stays close.
+            "layer0/candidate", "layer1/y", "pick", "output", "valid",
+            "reciprocal", "mean", "backward/layer0/input_kernel",
+            "backward/layer1/y_masked", "backward/sum", "backward/mean",
+            "features", "logits"} <= set(ranges)
+    assert ranges["valid"] == ranges["pick"] == (0.0, 1.0, False)
+    # Calibrated ranges: the fake quantization rounds, but stays close.
     np.testing.assert_allclose(qat.predict_on_batch(padded), model.predict_on_batch(padded), atol=0.2)
 
 

@@ -37,6 +37,51 @@ def test_architecture():
     assert build_classifier(4, 3).standardization is None
 
 
+def test_bidirectional_architecture_and_saving(rng, tmp_path):
+    model = build_classifier(4, 3, units=[6, 5], bidirectional=True,
+                             pooling="last_mean")
+    assert model.stacks == [model.rnn, model.backward_rnn]
+    assert model.backward_rnn.go_backwards and not model.rnn.go_backwards
+    assert model.backward_rnn.layer_units == [6, 5]
+    assert model.head.kernel.shape == (4 * 5, 3)
+    config = model.get_config()
+    assert SequenceClassifier.from_config(config).get_config() == config
+    padded, _ = data.pad(_sequences(rng))
+    model.compile(keras.optimizers.Adam(0.01), clip_norm=1.0)
+    model.fit(padded, rng.integers(0, 3, len(padded)), epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(
+        loaded.predict(padded, verbose=0), model.predict(padded, verbose=0),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "both"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "last_mean"])
+def test_pooling_reads_each_sequence_alone(rng, bidirectional, pooling):
+    sequences = _sequences(rng) + [np.zeros((0, 4), "float32")]
+    model = build_classifier(4, 3, units=[6, 5], highway="both",
+                             bidirectional=bidirectional, pooling=pooling)
+    for w in model.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32") * 0.5)
+    padded, _ = data.pad(sequences, max_length=11)
+    logits = model.compute_logits(padded).numpy()
+    kernel, bias = model.head.kernel.numpy(), model.head.bias.numpy()
+    for i, sequence in enumerate(sequences):
+        features = []
+        for rnn in model.stacks:
+            outputs = np.zeros((1, 5), "float32")
+            if len(sequence):
+                outputs = np.asarray(rnn(sequence[None])).reshape(-1, 5)
+            if "last" in pooling:
+                features.append(outputs[-1])
+            if "mean" in pooling:
+                features.append(outputs.mean(axis=0))
+        want = np.concatenate(features) @ kernel + bias
+        np.testing.assert_allclose(logits[i], want, atol=2e-5)
+
+
 def test_standardization_and_mask_from_raw_inputs(rng):
     sequences = _sequences(rng)
     mean, variance = data.feature_statistics(sequences)
@@ -172,9 +217,18 @@ def test_callbacks_class_and_sample_weights(rng, tmp_path):
             {"num_features": 2, "num_classes": 3, "label_names": ["a"]},
             "`label_names`, expected 3 names",
         ),
+        (
+            {"num_features": 2, "num_classes": 3, "bidirectional": "yes"},
+            "`bidirectional`, expected True or False, got 'yes'",
+        ),
+        (
+            {"num_features": 2, "num_classes": 3, "pooling": "max"},
+            "`pooling`, expected one of .*'last_mean'.*got 'max'",
+        ),
     ],
     ids=["features", "classes", "highway", "mask_value", "mean_only",
-         "zero_variance", "mean_shape", "label_names"],
+         "zero_variance", "mean_shape", "label_names", "bidirectional",
+         "pooling"],
 )
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

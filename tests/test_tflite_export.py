@@ -89,10 +89,12 @@ def test_int8_model_is_integer_inside(exported):
     report = exported["mobile", "int8"]
     types = report.tensor_types
     assert types["int8"] > 10 * types.get("float32", 0)
-    # Float only at the edges: sequences, probabilities, and the casts of
-    # the two 0/1 tensors computed from the int32 lengths.
-    assert types.get("float32", 0) <= 4
-    assert set(report.weights_by_type) == {"int8", "int32"}
+    # Float only at the edges: sequences, probabilities, the casts of the
+    # two 0/1 tensors computed from the int32 lengths, and the length as a
+    # float, at least 1 (a constant 1 and two (batch,) tensors) for the mean.
+    assert types.get("float32", 0) <= 7
+    assert set(report.weights_by_type) == {"int8", "int32", "float32"}
+    assert report.weights_by_type["float32"] == 4  # the constant 1
     assert "DEQUANTIZE" in report.ops and "QUANTIZE" in report.ops
 
 
@@ -102,10 +104,11 @@ def test_quantized_files_are_smaller(exported):
     weights = {k: r.bytes_by_part["weights"] for k, r in exported.items()}
     assert weights["cpu", "float16"] < 0.6 * weights["cpu", None]
     assert weights["mobile", "float16"] < 0.6 * weights["gpu", None]
-    # int8 kernels are 4x smaller; int32 biases are stored once per
-    # unrolled step's input scale, so the total shrinks less.
+    # int8 kernels are 4x smaller (beside them, a few int8 constants such
+    # as the backward stack's zero states); int32 biases are stored once
+    # per unrolled step's input scale, so the total shrinks less.
     int8 = exported["mobile", "int8"].weights_by_type["int8"]
-    assert 4 * int8 <= exported["gpu", None].weights_by_type["float32"]
+    assert int8 <= 0.3 * exported["gpu", None].weights_by_type["float32"]
     assert weights["mobile", "int8"] < weights["gpu", None]
     assert exported["cpu", None].size < exported["gpu", None].size
 
@@ -117,8 +120,9 @@ def test_int8_io_model_takes_and_returns_int8(trained, tmp_path, rng):
         model, path, "mobile-int8", representative_data=x_train[:64],
         max_length=MAX_LENGTH, io_type="int8",
     )
-    # Float only for the two 0/1 tensors computed from the int32 lengths.
-    assert report.tensor_types.get("float32", 0) <= 2
+    # Float only for what is computed from the int32 lengths: the two 0/1
+    # tensors and the length as a float, at least 1 (see above).
+    assert report.tensor_types.get("float32", 0) <= 5
     runner = export.LiteRTModel(path)
     sequences = export_fixtures.random_sequences(rng, 5)
     np.testing.assert_allclose(runner.predict(sequences).sum(axis=1), 1, atol=0.05)
