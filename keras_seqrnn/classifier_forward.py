@@ -78,10 +78,10 @@ def classifier_logits(
     x = q("sequences", sequences)
     if input_scale is not None:
         x = q("standardized", q("scaled", x * input_scale) + input_shift)
-    stacks = [_quantized_kernels(weights, "", q)]
+    stacks = [_Stack(weights, "", activation, q)]
     if backward_weights is not None:
-        stacks.append(_quantized_kernels(backward_weights, BACKWARD, q))
-    features = _pooled_features(x, lengths, stacks, activation, pooling, unroll, q)
+        stacks.append(_Stack(backward_weights, BACKWARD, activation, q))
+    features = _pooled_features(x, lengths, stacks, pooling, unroll, q)
     if len(features) > 1:
         features = [q("features", tf.concat(features, axis=-1))]
     kernel = q("head_kernel", head_kernel)
@@ -90,18 +90,6 @@ def classifier_logits(
 
 # The prefix of the backward stack's tensor names.
 BACKWARD = "backward/"
-
-
-def _quantized_kernels(weights, prefix, q):
-    return [
-        w._replace(
-            input_kernel=q(f"{prefix}layer{i}/input_kernel", w.input_kernel),
-            recurrent_kernel=q(
-                f"{prefix}layer{i}/recurrent_kernel", w.recurrent_kernel
-            ),
-        )
-        for i, w in enumerate(weights)
-    ]
 
 
 def _identity(name, tensor):
@@ -114,16 +102,24 @@ def _prefixed(quantize, prefix, name, tensor):
 
 
 class _Stack:
-    """One direction's layers, their quantizers and their step."""
+    """One direction's layers, their quantizers and their step; the
+    backward stack's tensor names start with `BACKWARD`."""
 
     def __init__(self, weights, prefix, activation, q):
-        self.weights = weights
-        self.prefix = prefix
         self.backward = bool(prefix)
         self.q = functools.partial(_prefixed, q, prefix)
         self.layer_q = [
             functools.partial(_prefixed, q, f"{prefix}layer{i}/")
             for i in range(len(weights))
+        ]
+        self.weights = [
+            w._replace(
+                input_kernel=layer_q("input_kernel", w.input_kernel),
+                recurrent_kernel=layer_q(
+                    "recurrent_kernel", w.recurrent_kernel
+                ),
+            )
+            for w, layer_q in zip(weights, self.layer_q)
         ]
         self.activation = activation
         self.top = f"{prefix}layer{len(weights) - 1}/" + recurrence.output_name(
@@ -166,7 +162,7 @@ class _Stack:
         return new_states, y
 
 
-def _pooled_features(x, lengths, stacks, activation, pooling, unroll, q):
+def _pooled_features(x, lengths, stacks, pooling, unroll, q):
     """Each stack's pooled outputs: `[last, mean]` of the forward stack's,
     then of the backward one's, as `SequenceClassifier` concatenates them.
 
@@ -182,8 +178,6 @@ def _pooled_features(x, lengths, stacks, activation, pooling, unroll, q):
     0 there: its last output is the first step's, and its sum needs no mask.
     A sequence of length 0 gets zeros, as in the masked layers.
     """
-    stacks = [_Stack(w, prefix, activation, q) for w, prefix in zip(
-        stacks, ["", BACKWARD])]
     last, mean = "last" in pooling, "mean" in pooling
     backward = len(stacks) > 1
     dtype = x.dtype
