@@ -122,17 +122,15 @@ class _Stack:
             for w, layer_q in zip(weights, self.layer_q)
         ]
         self.activation = activation
-        self.top = f"{prefix}layer{len(weights) - 1}/" + recurrence.output_name(
-            weights[-1], activation, masked=self.backward
-        )
+        top = weights[-1]
+        if self.backward:
+            name = "y_masked" if top.depth_gate else "h_masked"
+        else:
+            name = recurrence.output_name(top, activation)
+        self.top = f"{prefix}layer{len(weights) - 1}/{name}"
 
     def initial_states(self, batch, dtype):
-        # (h, y) per layer; the forward stack runs unmasked and needs no y.
-        return [
-            tf.zeros(tf.stack([batch, w.units]), dtype)
-            for w in self.weights
-            for _ in range(1 + self.backward)
-        ]
+        return [tf.zeros(tf.stack([batch, w.units]), dtype) for w in self.weights]
 
     def project(self, x, split):
         return recurrence.project_inputs(
@@ -141,24 +139,24 @@ class _Stack:
 
     def advance(self, blocks_t, states, mask_t):
         """One step of every layer; the backward stack is masked."""
-        width = 1 + self.backward
         new_states = []
         layer_input = blocks_t
-        for i, layer_weights in enumerate(self.weights):
+        for i, (layer_weights, q) in enumerate(zip(self.weights, self.layer_q)):
             if i > 0:
                 layer_input = recurrence.project_inputs(
-                    y, layer_weights, self.layer_q[i], split=True
+                    y, layer_weights, q, split=True
                 )
             h, y = recurrence.step(
-                layer_input,
-                states[width * i],
-                states[width * i + 1] if self.backward else None,
-                layer_weights,
-                self.activation,
-                mask=mask_t if self.backward else None,
-                quantize=self.layer_q[i],
+                layer_input, states[i], None, layer_weights, self.activation,
+                quantize=q,
             )
-            new_states += [h, y] if self.backward else [h]
+            if self.backward:
+                # Read backwards, a sequence's padding comes before all its
+                # real steps, so the states are still 0 there: masking is
+                # one product, not `h + m * (h_new - h)`.
+                h = q("h_masked", mask_t * h)
+                y = q("y_masked", mask_t * y) if layer_weights.depth_gate else h
+            new_states.append(h)
         return new_states, y
 
 
@@ -197,10 +195,10 @@ def _pooled_features(x, lengths, stacks, pooling, unroll, q):
         count = tf.maximum(tf.cast(lengths, dtype), 1.0)
         reciprocal = q("reciprocal", tf.expand_dims(1.0 / count, -1))
 
-    def pooled(stack, picked, total, y):
+    def pooled(stack, last_output, total):
         features = []
         if last:
-            features.append(y if stack.backward else picked)
+            features.append(last_output)
         if mean:
             features.append(stack.q("mean", total * reciprocal))
         return features
@@ -210,39 +208,39 @@ def _pooled_features(x, lengths, stacks, pooling, unroll, q):
         masks = tf.unstack(valid, axis=1) if valid is not None else None
         for stack in stacks:
             blocks = [tf.unstack(b, axis=1) for b in stack.project(x, True)]
-            order = range(steps)
-            if stack.backward:
-                order = reversed(order)
+            order = reversed(range(steps)) if stack.backward else range(steps)
             states = stack.initial_states(batch, dtype)
             outputs = [None] * steps
-            picked = total = None
+            total = None
             for t in order:
-                blocks_t = [b[t] for b in blocks]
                 states, outputs[t] = stack.advance(
-                    blocks_t, states, masks[t] if masks else None
+                    [b[t] for b in blocks], states, masks and masks[t]
                 )
-                # Backward, a running sum: stacking the outputs would put
-                # the first step's, which the converter folds into its
-                # masked update, on another int8 scale than the rest.
+                # Backward, a running sum (its outputs are 0 at the
+                # padding): calibrated int8 gives each step's output its
+                # own scale, and XNNPACK then fails to prepare their PACK.
                 if mean and stack.backward:
                     total = outputs[t] if total is None else stack.q(
                         "sum", total + outputs[t]
                     )
+            last_output = outputs[0]
             if not stack.backward:
-                outputs = q(stack.top, tf.stack(outputs, axis=1))
+                stacked = q(stack.top, tf.stack(outputs, axis=1))
                 if last:
-                    picked = q("output", tf.reduce_sum(
-                        q(stack.top, outputs * one_hot), axis=1))
+                    last_output = q("output", tf.reduce_sum(
+                        q(stack.top, stacked * one_hot), axis=1))
                 if mean:
                     total = stack.q("sum", tf.reduce_sum(
-                        q(stack.top, outputs * valid), axis=1))
-            features += pooled(stack, picked, total, states[-1])
+                        q(stack.top, stacked * valid), axis=1))
+            features += pooled(stack, last_output, total)
         return features
 
     # Time-major, and read with GATHER: a slice at a loop-dependent offset
     # has a dynamic shape, which TFLite reallocates on every step (it made
     # the loop half as fast). Both stacks advance in the one loop, the
-    # backward one at step `steps - 1 - t`.
+    # backward one at step `steps - 1 - t`; each carries its states, its
+    # last output (the backward one's) or the sum picking it (the forward
+    # one's), and the sum of its outputs over the real steps.
     def time_major(tensor):
         return None if tensor is None else tf.transpose(tensor, [1, 0, 2])
 
@@ -250,44 +248,39 @@ def _pooled_features(x, lengths, stacks, pooling, unroll, q):
     one_hot, valid = time_major(one_hot), time_major(valid)
     zeros = tf.zeros(tf.stack([batch, stacks[0].weights[-1].units]), dtype)
 
-    def body(t, states, sums):
-        new_states, new_sums = [], []
-        for stack, projected_t, stack_states, stack_sums in zip(
-            stacks, projected, states, sums
+    def body(t, carried):
+        new = []
+        for stack, projected_t, (states, last_output, total) in zip(
+            stacks, projected, carried
         ):
             read = steps - 1 - t if stack.backward else t
             mask_t = tf.gather(valid, read) if stack.backward else None
-            stack_states, y = stack.advance(
-                tf.gather(projected_t, read), stack_states, mask_t
+            states, y = stack.advance(
+                tf.gather(projected_t, read), states, mask_t
             )
-            new_states.append(stack_states)
-            stack_sums = list(stack_sums)
-            if last and not stack.backward:
+            if stack.backward:
+                last_output = y
+            elif last:
                 picked = q(stack.top, tf.gather(one_hot, t) * y)
-                stack_sums[0] = q("output", stack_sums[0] + picked)
+                last_output = q("output", last_output + picked)
             if mean:
                 if not stack.backward:
                     y = q(stack.top, tf.gather(valid, t) * y)
-                stack_sums[-1] = stack.q("sum", stack_sums[-1] + y)
-            new_sums.append(stack_sums)
-        return t + 1, new_states, new_sums
+                total = stack.q("sum", total + y)
+            new.append((states, last_output, total))
+        return t + 1, new
 
-    sums = [
-        [zeros] * ((last and not stack.backward) + mean) for stack in stacks
-    ]
-    _, states, sums = tf.while_loop(
+    _, carried = tf.while_loop(
         lambda t, *_: t < steps,
         body,
         (
             tf.constant(0),
-            [stack.initial_states(batch, dtype) for stack in stacks],
-            sums,
+            [(stack.initial_states(batch, dtype), zeros, zeros)
+             for stack in stacks],
         ),
         maximum_iterations=steps,
     )
     features = []
-    for stack, stack_states, stack_sums in zip(stacks, states, sums):
-        picked = stack_sums[0] if last and not stack.backward else None
-        total = stack_sums[-1] if mean else None
-        features += pooled(stack, picked, total, stack_states[-1])
+    for stack, (_, last_output, total) in zip(stacks, carried):
+        features += pooled(stack, last_output, total)
     return features

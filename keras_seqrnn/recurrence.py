@@ -224,29 +224,25 @@ def step(
         update = q("carry_update", carry * q("carry_delta", h - h_prev))
         h = q("h", h_prev + update)
     if mask is not None:
-        h = q("h_masked", h_prev + q("h_update", mask * q("h_delta", h - h_prev)))
+        h = h_prev + mask * (h - h_prev)
     if not weights.depth_gate:
         return h, h
     transform = q("transform", tf.sigmoid(parts[-2]))
     update = q("y_update", transform * q("y_delta", h - parts[-1]))
     y = q("y", parts[-1] + update)
     if mask is not None:
-        y = q("y_masked", y_prev + q("y_masked_update", mask * q("y_masked_delta", y - y_prev)))
+        y = y_prev + mask * (y - y_prev)
     return h, y
 
 
-def output_name(
-    weights: StepWeights, activation, masked: bool = False
-) -> str:
-    """The `quantize` name `step` gives the layer's output `y`.
+def output_name(weights: StepWeights, activation) -> str:
+    """The `quantize` name `step` gives the layer's output `y` (unmasked).
 
     A tensor built from outputs (such as their stack over time) gets the
     same name, so the same range: int8 `PACK` needs one scale for all.
     """
     if weights.depth_gate:
-        return "y_masked" if masked else "y"
-    if masked:
-        return "h_masked"
+        return "y"
     if weights.time_gate:
         return "h"
     return "preactivation" if activation is None else "candidate"

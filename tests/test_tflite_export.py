@@ -25,7 +25,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def trained():
     keras.utils.set_random_seed(3)
-    return export_fixtures.trained_classifier()
+    return export_fixtures.trained_classifier(highway=None)
 
 
 @pytest.fixture(scope="module")
