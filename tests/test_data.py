@@ -254,15 +254,18 @@ def _labelled_sequences(rng, count):
     return lengths, sequences, np.arange(count)
 
 
+# Three buckets, shuffled: the options both padding tests share.
+_BUCKETING = dict(
+    batch_size=16, bucket_boundaries=[8, 16], shuffle=True, seed=3
+)
+
+
 def test_pad_to_bucket_boundary_limits_batch_shapes(rng):
     lengths, sequences, labels = _labelled_sequences(rng, 200)
     dataset = bucketed_dataset(
         sequences,
         labels,
-        batch_size=16,
-        bucket_boundaries=[8, 16],
-        shuffle=True,
-        seed=3,
+        **_BUCKETING,
         pad_to_bucket_boundary=True,
     )
     seen = []
@@ -283,10 +286,7 @@ def test_pad_to_length_gives_one_shape_and_groups_lengths(rng):
     dataset = bucketed_dataset(
         sequences,
         labels,
-        batch_size=16,
-        bucket_boundaries=[8, 16],
-        shuffle=True,
-        seed=3,
+        **_BUCKETING,
         pad_to_length=32,
         pad_value=-1.0,
     )

@@ -61,6 +61,15 @@ def _randomize(layer, rng, scale=0.6):
         w.assign(rng.normal(size=w.shape).astype("float32") * scale)
 
 
+def _same_weights(ours, theirs, inputs, rng):
+    """Builds both layers on `inputs`, randomizes ours and copies its
+    weights into theirs (a Keras `SimpleRNN` of the same math)."""
+    ours(inputs)
+    theirs(inputs)
+    _randomize(ours, rng)
+    theirs.set_weights(ours.get_weights())
+
+
 def _padded_batch(rng, batch=5, time=8, features=3):
     x = rng.normal(size=(batch, time, features)).astype("float32")
     lengths = rng.integers(0, time + 1, size=batch)
@@ -213,10 +222,7 @@ def test_plain_single_layer_matches_simple_rnn(rng, return_sequences):
     masked = keras.layers.Masking()(x)
     ours = HighwayStackedRNN(5, highway=None, return_sequences=return_sequences)
     theirs = keras.layers.SimpleRNN(5, return_sequences=return_sequences)
-    ours(masked)
-    theirs(masked)
-    _randomize(ours, rng)
-    theirs.set_weights(ours.get_weights())
+    _same_weights(ours, theirs, masked, rng)
     np.testing.assert_allclose(ours(masked), theirs(masked), atol=1e-6)
 
 
@@ -244,10 +250,7 @@ def test_bidirectional_plain_matches_simple_rnn(rng, return_sequences):
     theirs = keras.layers.Bidirectional(
         keras.layers.SimpleRNN(5, return_sequences=return_sequences)
     )
-    ours(masked)
-    theirs(masked)
-    _randomize(ours, rng)
-    theirs.set_weights(ours.get_weights())
+    _same_weights(ours, theirs, masked, rng)
     got, want = np.asarray(ours(masked)), np.asarray(theirs(masked))
     if return_sequences:
         # Keras' wrapper zeroes its RNNs' outputs at masked steps; ours
@@ -285,10 +288,7 @@ def test_initial_state_matches_simple_rnn(rng):
     masked = keras.layers.Masking()(x)
     ours = HighwayStackedRNN(5, highway=None, return_sequences=True)
     theirs = keras.layers.SimpleRNN(5, return_sequences=True)
-    ours(masked)
-    theirs(masked)
-    _randomize(ours, rng)
-    theirs.set_weights(ours.get_weights())
+    _same_weights(ours, theirs, masked, rng)
     np.testing.assert_allclose(
         ours(masked, initial_state=[state]),
         theirs(masked, initial_state=[state]),
