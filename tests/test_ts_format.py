@@ -67,8 +67,9 @@ def test_univariate_equal_length_integer_labels_comments_and_case(tmp_path):
         "  4.5, -5e-1 ,6:10  ",
     )
     dataset = load_ts(write_ts(tmp_path, lines))
-    assert dataset.label_names == ("10", "2")
-    np.testing.assert_array_equal(dataset.labels, [1, 0])
+    # Numeric labels in numeric order, whatever order `@classLabel` gives.
+    assert dataset.label_names == ("2", "10")
+    np.testing.assert_array_equal(dataset.labels, [0, 1])
     np.testing.assert_array_equal(dataset.sequences[0], [[1], [2], [3]])
     np.testing.assert_array_equal(dataset.sequences[1], [[4.5], [-0.5], [6]])
 
@@ -82,21 +83,60 @@ def test_without_labels(tmp_path):
     np.testing.assert_array_equal(dataset.sequences[1], [[5, 6]])
 
 
-def test_missing_values_become_nan(tmp_path):
-    lines = ("@missing true", "@classLabel true a", "@data", "1,?,3:?,5,6:a")
-    (sequence,) = load_ts(write_ts(tmp_path, lines)).sequences
-    np.testing.assert_array_equal(sequence, [[1, np.nan], [np.nan, 5], [3, 6]])
+MISSING = ("@missing true", "@classLabel true a", "@data", "1,2:4,5:a",
+           "1,?,3,?:?,5,6,8:a")
+
+
+def test_missing_values_are_an_error_by_default(tmp_path):
+    path = write_ts(tmp_path, MISSING)
+    with pytest.raises(TsFormatError) as info:
+        load_ts(path)
+    assert str(info.value) == (
+        f"{path}, line 5: case 2: step 1, dimension 2 is missing; choose a "
+        "missing-value policy: 'interpolate' or 'ffill'."
+    )
+
+
+@pytest.mark.parametrize(
+    "missing, expected",
+    [
+        ("interpolate", [[1, 5], [2, 5], [3, 6], [3, 8]]),
+        ("ffill", [[1, 5], [1, 5], [3, 6], [3, 8]]),
+    ],
+    ids=["interpolate", "ffill"],
+)
+def test_missing_values_filled(tmp_path, missing, expected):
+    dataset = load_ts(write_ts(tmp_path, MISSING), missing=missing)
+    np.testing.assert_array_equal(dataset.sequences[1], expected)
+
+
+@pytest.mark.parametrize(
+    "token", ["nan", "NaN", "inf", "-inf", "1_000", "0x10", "1e999"]
+)
+def test_tokens_python_accepts_are_not_numbers(tmp_path, token):
+    path = write_ts(tmp_path, HEADER + (f"1,2:3,{token}:cat",))
+    with pytest.raises(TsFormatError, match=re.escape(f"{path}, line 9: ")):
+        load_ts(path)
+
+
+def test_byte_order_mark_and_non_utf8(tmp_path):
+    path = tmp_path / "bom.ts"
+    path.write_bytes(
+        "\ufeff".encode() + "\n".join(HEADER + ("1,2:3,4:cat",)).encode()
+    )
+    assert len(load_ts(path).sequences) == 1
+    path.write_bytes(
+        "\n".join(HEADER).encode() + b"\n1,2:3,\xff4:cat\n"
+    )
+    with pytest.raises(TsFormatError, match=re.escape(f"{path}, line 9: not UTF-8")):
+        load_ts(path)
 
 
 @settings(max_examples=30, deadline=None)
-@given(
-    data=st.data(),
-    dimensions=st.integers(1, 3),
-    missing=st.booleans(),
-)
-def test_round_trip(tmp_path_factory, data, dimensions, missing):
+@given(data=st.data(), dimensions=st.integers(1, 3))
+def test_round_trip(tmp_path_factory, data, dimensions):
     names = ("cat", "dog", "7")
-    values = st.floats(width=32, allow_nan=missing, allow_infinity=False)
+    values = st.floats(width=32, allow_nan=False, allow_infinity=False)
     cases = data.draw(
         st.lists(
             st.tuples(
@@ -117,7 +157,6 @@ def test_round_trip(tmp_path_factory, data, dimensions, missing):
     )
     sequences = [np.array(rows, dtype="float32") for rows, _ in cases]
     lines = (
-        f"@missing {str(missing).lower()}",
         f"@dimensions {dimensions}",
         f"@classLabel true {' '.join(names)}",
         "@data",
