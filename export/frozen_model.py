@@ -52,6 +52,8 @@ class FrozenModel:
             the sequences backwards, like `layers`.
         pooling: `"last"`, `"mean"` or `"last_mean"`, as in
             `SequenceClassifier`.
+        frame_length: how many consecutive steps one recurrent step reads,
+            as in `SequenceClassifier`.
     """
 
     num_features: int
@@ -65,6 +67,7 @@ class FrozenModel:
     ranges: dict | None = None
     backward_layers: tuple | None = None
     pooling: str = "last"
+    frame_length: int = 1
 
     @property
     def num_classes(self) -> int:
@@ -88,6 +91,7 @@ class FrozenModel:
             "num_layers": len(self.layers),
             "bidirectional": self.backward_layers is not None,
             "pooling": self.pooling,
+            "frame_length": self.frame_length,
             "activation": self.activation,
             "label_names": self.label_names,
             "ranges": self.ranges,
@@ -124,6 +128,7 @@ class FrozenModel:
                     else None
                 ),
                 pooling=header["pooling"],
+                frame_length=header["frame_length"],
                 activation=header["activation"],
                 head_kernel=arrays["head_kernel"],
                 head_bias=arrays["head_bias"],
@@ -180,7 +185,9 @@ def _freeze_classifier(model):
         shift,
         model.label_names,
     )
-    frozen = dataclasses.replace(frozen, pooling=model.pooling)
+    frozen = dataclasses.replace(
+        frozen, pooling=model.pooling, frame_length=model.frame_length
+    )
     if model.backward_rnn is not None:
         frozen = dataclasses.replace(
             frozen, backward_layers=_layers(model.backward_rnn)

@@ -81,6 +81,7 @@ def classifier_function(
             quantize=quantize,
             backward_weights=backward_weights,
             pooling=frozen.pooling,
+            frame_length=frozen.frame_length,
         )
         return {PROBABILITIES: tf.nn.softmax(logits)}
 

@@ -218,13 +218,22 @@ def prepare_sequences(sequences, lengths, num_features, max_length=None):
     Args:
         sequences: a list of `(length, num_features)` arrays, or a padded
             `(batch, time, num_features)` array.
-        lengths: None or, for a padded array, `(batch,)` lengths.
+        lengths: None or, for a padded array, `(batch,)` integer lengths;
+            None takes each sequence's length from its padding, the steps
+            at its end that are all NaN (what `keras_seqrnn.data.pad`
+            writes, and where the Keras classifier's padding starts).
         num_features: the features per step the model takes.
         max_length: None, or the longest sequence the model takes.
 
+    Returns:
+        `(padded, lengths)`, the padding zero: the model reads only each
+        sequence's first `length` steps.
+
     Raises:
-        ValueError: a wrong rank or feature count, a length out of range,
-            or a sequence longer than `max_length` (never truncated).
+        ValueError: a wrong rank or feature count, a length that is not an
+            integer in range, a value that is not finite before a
+            sequence's end, or a sequence longer than `max_length` (never
+            truncated).
     """
     if isinstance(sequences, np.ndarray) and sequences.ndim != 3:
         raise ValueError(
@@ -233,9 +242,9 @@ def prepare_sequences(sequences, lengths, num_features, max_length=None):
             f"{sequences.shape}."
         )
     if isinstance(sequences, np.ndarray):
-        padded = np.asarray(sequences, np.float32)
+        padded = np.array(sequences, np.float32)
         if lengths is None:
-            real = np.any(padded != 0, axis=-1)
+            real = ~np.all(np.isnan(padded), axis=-1)
             lengths = np.where(
                 real.any(axis=1),
                 padded.shape[1] - np.argmax(real[:, ::-1], axis=1),
@@ -246,6 +255,13 @@ def prepare_sequences(sequences, lengths, num_features, max_length=None):
             raise ValueError(
                 f"Expected {len(padded)} lengths for a batch of "
                 f"{len(padded)}, got shape {lengths.shape}."
+            )
+        if not (
+            np.issubdtype(lengths.dtype, np.integer)
+            or np.array_equal(lengths, np.round(lengths))
+        ):
+            raise ValueError(
+                f"Lengths must be whole numbers of steps, got {lengths}."
             )
         if np.any(lengths < 0) or np.any(lengths > padded.shape[1]):
             raise ValueError(
@@ -280,6 +296,15 @@ def prepare_sequences(sequences, lengths, num_features, max_length=None):
         raise ValueError(
             f"The model takes {num_features} features per step, got "
             f"{padded.shape[-1]}."
+        )
+    real = np.arange(padded.shape[1])[None, :] < lengths[:, None]
+    padded[~real] = 0.0
+    bad = np.argwhere(~np.isfinite(padded).all(axis=-1))
+    if len(bad):
+        row, step = (int(i) for i in bad[0])
+        raise ValueError(
+            f"Sequence {row} has a NaN or infinite value at step {step}, "
+            f"before its end (length {int(lengths[row])})."
         )
     if max_length is not None and len(lengths) and lengths.max() > max_length:
         longest = int(np.argmax(lengths))

@@ -16,6 +16,7 @@ import functools
 import keras
 import tensorflow as tf
 
+from keras_seqrnn import framing
 from keras_seqrnn import recurrence
 
 
@@ -49,6 +50,7 @@ def classifier_logits(
     quantize=None,
     backward_weights=None,
     pooling: str = "last",
+    frame_length: int = 1,
 ):
     """The classifier's logits, the one forward pass of the export.
 
@@ -73,11 +75,21 @@ def classifier_logits(
             stack that reads the sequences backwards.
         pooling: `"last"`, `"mean"` or `"last_mean"`, as in
             `SequenceClassifier`.
+        frame_length: how many consecutive steps one recurrent step reads
+            (`keras_seqrnn.framing`). Default: `1`.
     """
     q = quantize or _identity
     x = q("sequences", sequences)
     if input_scale is not None:
         x = q("standardized", q("scaled", x * input_scale) + input_shift)
+    if frame_length > 1:
+        # The last frame of a sequence is completed with zeros, as in the
+        # Keras model: standardized padding is zero there.
+        position = tf.range(x.shape[1] if unroll else tf.shape(x)[1])
+        real = tf.less(position[None, :], lengths[:, None])
+        real = q("step_valid", tf.expand_dims(tf.cast(real, x.dtype), -1))
+        x = q("real_steps", x * real)
+        x, lengths = framing.stack_frames(x, lengths, frame_length)
     stacks = [_Stack(weights, "", activation, q)]
     if backward_weights is not None:
         stacks.append(_Stack(backward_weights, BACKWARD, activation, q))

@@ -1,5 +1,6 @@
 """Padding, masking and bucketed batching of variable-length sequences."""
 
+import math
 import numbers
 
 import numpy as np
@@ -12,7 +13,7 @@ from keras_seqrnn.validation import check_positive_int
 def pad(
     sequences: list[np.ndarray] | np.ndarray,
     max_length: int | None = None,
-    value: float = 0.0,
+    value: float = math.nan,
     dtype: str = "float32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pads variable-length sequences at the end to a common length.
@@ -24,7 +25,9 @@ def pad(
             be 0), or an already padded array of shape
             `(batch, length, features)`. Values must be finite.
         max_length: Length to pad to. Defaults to the longest sequence.
-        value: Padding value.
+        value: Padding value. Default: NaN, which no data step holds, so
+            `SequenceClassifier` (`mask_value=nan`) reads each sequence's
+            length from where its padding starts.
         dtype: Dtype of the padded array.
 
     Returns:
@@ -150,7 +153,7 @@ def bucketed_dataset(
     shuffle: bool = False,
     seed: int | None = None,
     drop_remainder: bool = False,
-    pad_value: float = 0.0,
+    pad_value: float = math.nan,
     pad_to_bucket_boundary: bool = False,
     pad_to_length: int | None = None,
 ) -> tf.data.Dataset:
@@ -176,7 +179,7 @@ def bucketed_dataset(
             each epoch.
         seed: Shuffling seed; the same seed gives the same order.
         drop_remainder: Whether to drop each bucket's last, smaller batch.
-        pad_value: Padding value.
+        pad_value: Padding value. Default: NaN, as for `pad`.
         pad_to_bucket_boundary: Whether to pad every batch of a bucket to
             the bucket's largest length rather than to its own longest
             sequence. XLA compiles the training step once per batch shape,
@@ -281,7 +284,7 @@ def _bucketing(
     batch_size,
     bucket_boundaries=None,
     drop_remainder=False,
-    pad_value=0.0,
+    pad_value=math.nan,
     pad_to_bucket_boundary=False,
     pad_to_length=None,
 ):

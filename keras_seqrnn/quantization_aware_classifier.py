@@ -95,9 +95,8 @@ class QuantizationAwareClassifier(SequenceClassifier):
     same arguments, trains with the same step (`fit`, clipping, masked loss)
     and saves as `.keras` with its learned ranges. Its forward pass is the
     export's (`classifier_forward.classifier_logits`): the forward stack runs
-    unmasked and its outputs are pooled from each sequence's length, so
-    padding must come after each sequence (as `keras_seqrnn.data.pad` puts
-    it).
+    unmasked and its outputs are pooled from each sequence's length, which
+    comes from its padding as in `SequenceClassifier`.
 
     Weights are quantized per tensor, symmetric, narrow range
     (`LastValueQuantizer`); every op's result per tensor, asymmetric, with
@@ -116,8 +115,9 @@ class QuantizationAwareClassifier(SequenceClassifier):
             shapes[name] = tensor.shape
             return tensor
 
-        sequences = tf.zeros((1, _PROBE_STEPS, self.num_features))
-        self._forward(sequences, tf.constant([_PROBE_STEPS]), probe)
+        steps = _PROBE_STEPS * self.frame_length
+        sequences = tf.zeros((1, steps, self.num_features))
+        self._forward(sequences, tf.constant([steps]), probe)
         self._quantizers = {
             name: TfmotQuantizer(self._quantizer_for(name), self, name, shape)
             for name, shape in shapes.items()
@@ -135,7 +135,7 @@ class QuantizationAwareClassifier(SequenceClassifier):
             return quantizers.FixedQuantizer(8, 0.0, 255 / 256, False)
         # The one-hot of the last step and the mask of the real ones: [0, 1]
         # holds both values exactly.
-        if name in ("pick", "valid"):
+        if name in ("pick", "valid", "step_valid"):
             return quantizers.FixedQuantizer(8, 0.0, 1.0, False)
         tanh = keras.activations.serialize(self.rnn.activation) == "tanh"
         if tanh and name.endswith("candidate"):
@@ -145,10 +145,18 @@ class QuantizationAwareClassifier(SequenceClassifier):
         )
 
     def compute_logits(self, inputs, training=False):
-        mask = self.compute_mask(inputs)
-        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        sequences, lengths = self._zero_padded(inputs)
         return self._forward(
-            inputs, lengths, functools.partial(self._quantize, training)
+            sequences, lengths, functools.partial(self._quantize, training)
+        )
+
+    def _zero_padded(self, inputs):
+        """`(inputs with zeros for padding, lengths)`: the export's inputs."""
+        inputs = tf.cast(inputs, tf.float32)
+        mask = self.compute_mask(inputs)
+        zeros = tf.zeros_like(inputs)
+        return tf.where(mask[:, :, None], inputs, zeros), (
+            self.sequence_lengths(inputs)
         )
 
     def _quantize(self, training, name, tensor):
@@ -168,7 +176,7 @@ class QuantizationAwareClassifier(SequenceClassifier):
             for rnn in self.stacks
         ]
         return classifier_forward.classifier_logits(
-            tf.cast(sequences, tf.float32),
+            sequences,
             lengths,
             weights[0],
             self.rnn.activation,
@@ -180,6 +188,7 @@ class QuantizationAwareClassifier(SequenceClassifier):
             quantize=quantize,
             backward_weights=weights[1] if self.bidirectional else None,
             pooling=self.pooling,
+            frame_length=self.frame_length,
         )
 
     def quantization_ranges(self) -> dict:
@@ -255,9 +264,7 @@ def _calibrate(model, sequences):
         observed[name] = (low, high)
         return tensor
 
-    mask = model.compute_mask(sequences)
-    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-    model._forward(sequences, lengths, observe)
+    model._forward(*model._zero_padded(sequences), observe)
     for name, quantizer in model._quantizers.items():
         if name.endswith("kernel") or not quantizer.learned:
             continue

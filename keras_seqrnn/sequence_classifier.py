@@ -1,9 +1,12 @@
 """`SequenceClassifier`: the article's classifier, and `build_classifier`."""
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_seqrnn import framing
 from keras_seqrnn import training as training_lib
 from keras_seqrnn import validation
 from keras_seqrnn.highway_stacked_rnn import HighwayStackedRNN
@@ -13,19 +16,24 @@ POOLINGS = ("last", "mean", "last_mean")
 
 @keras.saving.register_keras_serializable(package="keras_seqrnn")
 class SequenceClassifier(keras.Model):
-    """Masking -> standardization -> `HighwayStackedRNN` -> `(V, B)` -> softmax.
+    """Lengths -> standardization -> frames -> `HighwayStackedRNN` -> `(V, B)`.
 
     The model takes padded sequences `(batch, time, num_features)`, time of
     any length, and returns class probabilities `(batch, num_classes)`,
-    `softmax(f V + B)`. The features `f` are, by default, the top layer's
+    `softmax(f V + B)`. With `frame_length` k > 1 the recurrence reads k
+    consecutive steps as one (`keras_seqrnn.framing.stack_frames`), so a
+    long series becomes a short recurrence. The features `f` are, by
+    default, the top layer's
     output at each sequence's last real step, `h_T`. With `pooling`, they
     are the mean of its outputs over the real steps, or both, `[h_T, mean]`.
     With `bidirectional`, a second stack of the same shape reads each
     sequence backwards (`HighwayStackedRNN(go_backwards=True)`, as
     `keras.layers.Bidirectional` builds it), and its features follow the
     forward stack's: `[f_forward, f_backward]`, the backward `h_T` being its
-    output at the sequence's first step. Steps whose features all equal
-    `mask_value` are padding.
+    output at the sequence's first step. Padding is the run of steps at the
+    end of a sequence whose features are all `mask_value` (NaN by default,
+    a value data cannot hold); every step before it is data, zeros
+    included.
 
     Training is an explicit `tf.GradientTape` step
     (`keras_seqrnn.training.train_step`): cross entropy computed from the
@@ -48,9 +56,10 @@ class SequenceClassifier(keras.Model):
             Default: `len(units)` for a list, else `1`.
         highway: `"depth"`, `"time"`, `"both"` or `None`, as in
             `HighwayStackedRNN`. Default: `"depth"`.
-        mask_value: Float, the padding value: a step whose features all
-            equal it is masked. Default: `0.0`, what `keras_seqrnn.data.pad`
-            pads with.
+        mask_value: Float, the padding value: the steps at the end of a
+            sequence whose features all equal it are padding. Default:
+            `nan`, what `keras_seqrnn.data.pad` pads with; with any other
+            value a sequence that ends in it loses those steps.
         feature_mean: None or `num_features` floats subtracted from every
             real step before the RNN. Default: `None`.
         feature_variance: None or `num_features` positive floats; steps are
@@ -69,6 +78,8 @@ class SequenceClassifier(keras.Model):
             backwards. Default: `False`.
         pooling: `"last"`, `"mean"` or `"last_mean"`: what the output layer
             reads of each stack's outputs. Default: `"last"`.
+        frame_length: Positive integer, how many consecutive steps one
+            recurrent step reads. Default: `1`.
         label_names: None or `num_classes` strings naming the classes, kept
             with the model for prediction. Default: `None`.
         seed: Integer, seed for dropout. Default: `None`.
@@ -82,10 +93,13 @@ class SequenceClassifier(keras.Model):
         `(batch, num_classes)` class probabilities.
 
     Masking:
-        The mask comes from `mask_value` on the raw inputs, before
-        standardization; a padded batch gives each sequence's unpadded
-        result. The mean is over the real steps only, and a sequence of
-        length zero has zero features.
+        Each sequence's length comes from where its padding starts, on the
+        raw inputs; a padded batch gives each sequence's unpadded result.
+        Padding only ends a sequence: a step of zeros, or of `mask_value`,
+        followed by data is data. Standardized, the padding becomes 0, and
+        the last frame of a sequence is completed with those zeros. The
+        mean is over the real steps (frames) only, and a sequence of length
+        zero has zero features.
 
     Example:
 
@@ -93,7 +107,7 @@ class SequenceClassifier(keras.Model):
     model = keras_seqrnn.build_classifier(12, 9, units=64, num_layers=2)
     model.compile(keras.optimizers.Adam(3e-3), metrics=["accuracy"],
                   clip_norm=1.0)
-    x, lengths = keras_seqrnn.data.pad(sequences)
+    x, lengths = keras_seqrnn.data.pad(sequences)  # NaN after each sequence
     model.fit(x, labels, epochs=10)  # logs loss, grad_norm, clipped, ...
     # What `seqrnn train` builds: both directions, last and mean outputs.
     model = keras_seqrnn.build_classifier(
@@ -116,7 +130,7 @@ class SequenceClassifier(keras.Model):
         units: int | list[int] = 64,
         num_layers: int | None = None,
         highway: str | None = "depth",
-        mask_value: float = 0.0,
+        mask_value: float = math.nan,
         feature_mean=None,
         feature_variance=None,
         dropout: float = 0.0,
@@ -127,6 +141,7 @@ class SequenceClassifier(keras.Model):
         pooling: str = "last",
         label_names=None,
         seed: int | None = None,
+        frame_length: int = 1,
         **kwargs,
     ):
         validation.check_positive_int("num_features", num_features)
@@ -136,7 +151,12 @@ class SequenceClassifier(keras.Model):
                 "Received an invalid value for argument `num_classes`, "
                 f"expected an integer >= 2, got {num_classes!r}."
             )
-        validation.check_finite_float("mask_value", mask_value)
+        if not isinstance(mask_value, (int, float)) or math.isinf(mask_value):
+            raise ValueError(
+                "Received an invalid value for argument `mask_value`, "
+                f"expected a finite float or nan, got {mask_value!r}."
+            )
+        validation.check_positive_int("frame_length", frame_length)
         validation.check_non_negative_float("input_noise", input_noise)
         if not isinstance(bidirectional, bool):
             raise ValueError(
@@ -175,6 +195,7 @@ class SequenceClassifier(keras.Model):
         self.pooling = pooling
         self.label_names = label_names
         self.seed = seed
+        self.frame_length = frame_length
         self.clip_norm = None
         self.label_smoothing = 0.0
         self.standardization = None
@@ -217,8 +238,9 @@ class SequenceClassifier(keras.Model):
             return
         if self.standardization is not None:
             self.standardization.build(input_shape)
+        framed = (None, None, self.num_features * self.frame_length)
         for rnn in self.stacks:
-            rnn.build(input_shape)
+            rnn.build(framed)
         self.head.build((None, self.num_pooled_features))
 
     @property
@@ -232,23 +254,37 @@ class SequenceClassifier(keras.Model):
         per_stack = self.rnn.layer_units[-1] * len(self.pooling.split("_"))
         return per_stack * len(self.stacks)
 
-    def compute_mask(self, inputs, mask=None):
-        """`(batch, time)` booleans: True where a step is not padding."""
-        return keras.ops.any(
-            keras.ops.not_equal(inputs, self.mask_value), axis=-1
+    def sequence_lengths(self, inputs) -> tf.Tensor:
+        """`(batch,)` int32: each sequence's steps before its padding."""
+        if math.isnan(self.mask_value):
+            padding = tf.reduce_all(tf.math.is_nan(inputs), axis=-1)
+        else:
+            padding = tf.reduce_all(tf.equal(inputs, self.mask_value), axis=-1)
+        position = tf.range(1, tf.shape(inputs)[1] + 1)
+        return tf.maximum(
+            tf.reduce_max(tf.where(padding, 0, position[None, :]), axis=1), 0
         )
+
+    def compute_mask(self, inputs, mask=None):
+        """`(batch, time)` booleans: True on each sequence's real steps."""
+        lengths = self.sequence_lengths(inputs)
+        return tf.range(tf.shape(inputs)[1])[None, :] < lengths[:, None]
 
     def compute_logits(self, inputs, training=False):
         """`(batch, num_classes)` logits, `f V + B`."""
         validation.check_sequence_shape(
             self.name, inputs.shape, self.num_features
         )
-        mask = self.compute_mask(inputs)
-        x = inputs
+        lengths = self.sequence_lengths(inputs)
+        real = tf.range(tf.shape(inputs)[1])[None, :] < lengths[:, None]
+        real = tf.cast(real, inputs.dtype)[:, :, None]
+        x = tf.where(real > 0, inputs, tf.zeros_like(inputs))
         if self.standardization is not None:
-            x = self.standardization(x)
+            x = self.standardization(x) * real
         if training and self.input_noise:
-            x = x + self._input_noise(x) * tf.cast(mask, x.dtype)[:, :, None]
+            x = x + self._input_noise(x) * real
+        x, lengths = framing.stack_frames(x, lengths, self.frame_length)
+        mask = tf.range(tf.shape(x)[1])[None, :] < lengths[:, None]
         x = tf.concat(
             [
                 self._pool(rnn(x, mask=mask, training=training), mask, rnn)
@@ -422,6 +458,7 @@ class SequenceClassifier(keras.Model):
             "pooling": self.pooling,
             "label_names": _as_list(self.label_names),
             "seed": self.seed,
+            "frame_length": self.frame_length,
         }
         return {**super().get_config(), **config}
 
@@ -494,7 +531,7 @@ def build_classifier(
         **kwargs: the other arguments of `SequenceClassifier`
             (`mask_value`, `feature_mean`, `feature_variance`, `dropout`,
             `input_noise`, `recurrent_dropout`, `gate_bias`, `bidirectional`,
-            `pooling`, `label_names`, `seed`, `name`).
+            `pooling`, `label_names`, `seed`, `frame_length`, `name`).
 
     Returns:
         A built `SequenceClassifier` with sublayers `standardization` (None

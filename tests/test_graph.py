@@ -17,8 +17,9 @@ from export import litert_model
         {},
         {"bidirectional": True, "pooling": "last_mean"},
         {"bidirectional": True, "pooling": "mean", "highway": None},
+        {"bidirectional": True, "pooling": "last_mean", "frame_length": 3},
     ],
-    ids=["forward-last", "both-last_mean", "both-mean-plain"],
+    ids=["forward-last", "both-last_mean", "both-mean-plain", "frames"],
 )
 def model(request):
     rng = np.random.default_rng(7)
@@ -35,7 +36,9 @@ def model(request):
 
 def _keras(model, padded, lengths):
     steps = np.arange(padded.shape[1])[None, :, None]
-    return np.asarray(model(np.where(steps < lengths[:, None, None], padded, 0.0)))
+    return np.asarray(
+        model(np.where(steps < lengths[:, None, None], padded, np.nan))
+    )
 
 
 @settings(max_examples=15, deadline=None)
@@ -44,8 +47,11 @@ def _keras(model, padded, lengths):
     seed=st.integers(0, 2**16),
 )
 def test_loop_and_unrolled_graphs_equal_keras(model, lengths, seed):
+    """With zero steps inside the sequences: they are data to both."""
     rng = np.random.default_rng(seed)
     sequences = [rng.normal(size=(n, 4)).astype(np.float32) for n in lengths]
+    for sequence in sequences:
+        sequence[rng.random(len(sequence)) < 0.3] = 0.0
     padded, lengths = litert_model.prepare_sequences(sequences, None, 4)
     padded = np.pad(padded, [(0, 0), (0, 9 - padded.shape[1]), (0, 0)])
     expected = _keras(model, padded, lengths)

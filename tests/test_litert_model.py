@@ -30,7 +30,7 @@ def models(tmp_path_factory):
 
 
 def _keras(model, sequences):
-    padded, lengths = litert_model.prepare_sequences(sequences, None, 3)
+    padded, _ = keras_seqrnn.data.pad(sequences)
     return np.asarray(model(padded))
 
 
@@ -41,9 +41,13 @@ def test_list_and_padded_inputs_match_keras(models, name, rng):
     sequences = [rng.normal(size=(n, 3)).astype(np.float32) for n in (7, 1, 4, 6, 2)]
     expected = _keras(model, sequences)
     np.testing.assert_allclose(runner.predict(sequences), expected, atol=1e-5)
-    padded, lengths = litert_model.prepare_sequences(sequences, None, 3)
+    padded, lengths = keras_seqrnn.data.pad(sequences)
     np.testing.assert_allclose(runner.predict(padded), expected, atol=1e-5)
     np.testing.assert_allclose(runner.predict(padded, lengths), expected, atol=1e-5)
+    zero_padded, _ = keras_seqrnn.data.pad(sequences, value=0.0)
+    np.testing.assert_allclose(
+        runner.predict(zero_padded, lengths), expected, atol=1e-5
+    )
     labels = runner.predict_labels(sequences)
     assert labels == [["no", "yes"][i] for i in expected.argmax(1)]
     assert runner.predict([]).shape == (0, 2)
@@ -78,12 +82,26 @@ def test_bad_input_is_named(models, sequences, lengths, message):
         LiteRTModel(paths["unrolled"]).predict(sequences, lengths)
 
 
-def test_padded_lengths_follow_zero_padding():
-    padded = np.zeros((3, 5, 2), np.float32)
+def test_padded_lengths_follow_nan_padding():
+    padded = np.full((3, 5, 2), np.nan, np.float32)
     padded[0, :2] = 1
-    padded[1, 3, 1] = -1  # a zero step inside a sequence stays
-    _, lengths = litert_model.prepare_sequences(padded, None, 2)
+    padded[1, :4] = 0  # zero steps are data
+    padded[1, 3, 1] = np.nan  # a step with one NaN is not padding...
+    with pytest.raises(ValueError, match="Sequence 1 has a NaN .* at step 3"):
+        litert_model.prepare_sequences(padded, None, 2)
+    padded[1, 3, 1] = 2.0
+    zeroed, lengths = litert_model.prepare_sequences(padded, None, 2)
     np.testing.assert_array_equal(lengths, [2, 4, 0])
+    # ...and the model gets zeros for the padding.
+    assert np.isfinite(zeroed).all() and not zeroed[2].any()
+
+
+def test_lengths_must_be_whole_numbers():
+    padded = np.ones((2, 4, 2), np.float32)
+    with pytest.raises(ValueError, match="whole numbers"):
+        litert_model.prepare_sequences(padded, np.array([1.5, 2.0]), 2)
+    _, lengths = litert_model.prepare_sequences(padded, np.array([1.0, 2.0]), 2)
+    np.testing.assert_array_equal(lengths, [1, 2])
 
 
 def test_other_files_are_refused(tmp_path, models):

@@ -91,11 +91,74 @@ def test_standardization_and_mask_from_raw_inputs(rng):
     mask = model.compute_mask(padded)
     np.testing.assert_array_equal(mask, data.mask_from_lengths(lengths, 8))
     standardized, _ = data.pad(
-        [(s - mean) / np.sqrt(variance) for s in sequences]
+        [(s - mean) / np.sqrt(variance) for s in sequences], value=0.0
     )
     np.testing.assert_allclose(
         model.compute_logits(padded),
         model.head(model.rnn(standardized, mask=mask)),
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("mask_value", [np.nan, 0.0], ids=["nan", "zero"])
+def test_padding_is_only_where_a_sequence_ends(rng, mask_value):
+    """Zero steps (and `mask_value` steps) inside a sequence are data."""
+    sequences = _sequences(rng, count=6)
+    zero = np.zeros((1, 4), "float32")
+    for i, s in enumerate(sequences[:4]):
+        sequences[i] = np.concatenate([s[:1], zero, s])
+    sequences[4] = np.concatenate([zero, zero, sequences[4]])
+    model = build_classifier(4, 3, units=6, mask_value=mask_value,
+                             bidirectional=True, pooling="last_mean")
+    for w in model.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32") * 0.5)
+    padded, lengths = data.pad(sequences, max_length=12, value=mask_value)
+    mask = model.compute_mask(padded).numpy()
+    np.testing.assert_array_equal(mask, data.mask_from_lengths(lengths, 12))
+    probabilities = model.predict(padded, verbose=0)
+    for i, sequence in enumerate(sequences):
+        alone = model.predict(sequence[None], verbose=0)
+        np.testing.assert_allclose(probabilities[i], alone[0], atol=1e-6)
+
+
+def test_trailing_zeros_are_data_with_nan_padding(rng):
+    sequence = np.concatenate(
+        [rng.normal(size=(5, 4)), np.zeros((3, 4))]
+    ).astype("float32")
+    nan_padded = build_classifier(4, 3, units=6)
+    zero_padded = build_classifier(4, 3, units=6, mask_value=0.0)
+    assert int(nan_padded.sequence_lengths(sequence[None])[0]) == 8
+    assert int(zero_padded.sequence_lengths(sequence[None])[0]) == 5
+
+
+@pytest.mark.parametrize("frame_length", [2, 3], ids=["2", "3"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "both"])
+def test_frames_are_consecutive_steps_side_by_side(rng, frame_length,
+                                                   bidirectional):
+    sequences = _sequences(rng) + [np.zeros((0, 4), "float32")]
+    mean, variance = data.feature_statistics(sequences)
+    kwargs = dict(units=[6, 5], bidirectional=bidirectional,
+                  pooling="last_mean", highway="depth")
+    model = build_classifier(4, 3, frame_length=frame_length, feature_mean=mean,
+                             feature_variance=variance, **kwargs)
+    for w in model.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32") * 0.5)
+    # The same weights, fed the frames built by hand.
+    unframed = build_classifier(4 * frame_length, 3, **kwargs)
+    for stack, twin in zip(model.stacks, unframed.stacks):
+        twin.set_weights(stack.get_weights())
+    unframed.head.set_weights(model.head.get_weights())
+    frames = []
+    for s in sequences:
+        s = (s - mean) / np.sqrt(variance)
+        count = -(-len(s) // frame_length)
+        framed = np.zeros((count * frame_length, 4), "float32")
+        framed[: len(s)] = s
+        frames.append(framed.reshape(count, 4 * frame_length))
+    padded, _ = data.pad(sequences, max_length=10)
+    np.testing.assert_allclose(
+        model.predict(padded, verbose=0),
+        unframed.predict(data.pad(frames)[0], verbose=0),
         atol=1e-5,
     )
 
@@ -197,7 +260,7 @@ def test_callbacks_class_and_sample_weights(rng, tmp_path):
         ({"num_features": 4, "num_classes": 3, "highway": "x"}, "`highway`"),
         (
             {"num_features": 4, "num_classes": 3, "mask_value": float("inf")},
-            "`mask_value`.*finite",
+            "`mask_value`.*finite float or nan",
         ),
         (
             {"num_features": 2, "num_classes": 3, "feature_mean": [0, 0]},
@@ -225,10 +288,14 @@ def test_callbacks_class_and_sample_weights(rng, tmp_path):
             {"num_features": 2, "num_classes": 3, "pooling": "max"},
             "`pooling`, expected one of .*'last_mean'.*got 'max'",
         ),
+        (
+            {"num_features": 2, "num_classes": 3, "frame_length": 0},
+            "`frame_length`, expected a positive integer, got 0",
+        ),
     ],
     ids=["features", "classes", "highway", "mask_value", "mean_only",
          "zero_variance", "mean_shape", "label_names", "bidirectional",
-         "pooling"],
+         "pooling", "frame_length"],
 )
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import export
+import keras_seqrnn
 from export import litert_model
 from tests import export_fixtures
 
@@ -63,7 +64,9 @@ def test_every_target_converts_runs_and_matches_keras(
     sequences = export_fixtures.random_sequences(rng, 20)
     padded, lengths = litert_model.prepare_sequences(sequences, None, 12)
     steps = np.arange(padded.shape[1])[None, :, None]
-    expected = np.asarray(model(np.where(steps < lengths[:, None, None], padded, 0)))
+    expected = np.asarray(
+        model(np.where(steps < lengths[:, None, None], padded, np.nan))
+    )
     got = export.LiteRTModel(report.path).predict(sequences)
     if quantization is None:
         assert report.max_abs_diff < 1e-4
@@ -74,6 +77,57 @@ def test_every_target_converts_runs_and_matches_keras(
     else:
         assert report.accuracy >= report.keras_accuracy - 0.05
         np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=0.05)
+
+
+@pytest.fixture(scope="module")
+def framed(tmp_path_factory):
+    """A classifier reading 3 steps at a time, exported to cpu (loop), gpu
+    and mobile int8 (post-training and quantization-aware)."""
+    keras.utils.set_random_seed(4)
+    model, (x_train, y_train), (x_test, y_test) = (
+        export_fixtures.trained_classifier(highway=None, frame_length=3)
+    )
+    padded, _ = keras_seqrnn.data.pad(x_train)
+    qat = export.quantize_aware(model, calibration_data=padded)
+    qat.compile(keras.optimizers.Adam(1e-4), clip_norm=1.0)
+    qat.fit(padded, y_train, batch_size=32, epochs=1, verbose=0)
+    folder = tmp_path_factory.mktemp("framed")
+    common = dict(verification_data=(x_test, y_test), max_length=MAX_LENGTH)
+    reports = {
+        "cpu": export.to_tflite(model, folder / "cpu.tflite", "cpu",
+                                verification_data=(x_test, y_test)),
+        "gpu": export.to_tflite(model, folder / "gpu.tflite", "gpu", **common),
+        "int8": export.to_tflite(model, folder / "int8.tflite", "mobile-int8",
+                                 representative_data=x_train, **common),
+        "qat": export.to_tflite(qat, folder / "qat.tflite", "mobile-int8",
+                                **common),
+    }
+    return model, qat, reports
+
+
+def test_frames_export_to_every_target(framed, rng):
+    model, qat, reports = framed
+    assert all(r.passed for r in reports.values()), {
+        k: r.failures for k, r in reports.items()
+    }
+    gpu = reports["gpu"].gpu
+    assert "error" not in gpu, gpu.get("error")
+    assert gpu["fully_accelerated"] and gpu["agreement"] >= 0.99
+    # Lengths that end inside a frame, zero steps inside the sequences.
+    sequences = export_fixtures.random_sequences(rng, 30)
+    for sequence in sequences:
+        sequence[rng.random(len(sequence)) < 0.2] = 0.0
+    padded, _ = keras_seqrnn.data.pad(sequences)
+    expected = np.asarray(model(padded))
+    for name in ("cpu", "gpu"):
+        got = export.LiteRTModel(reports[name].path).predict(sequences)
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+    # int8 on the data it was calibrated for (random sequences lie far
+    # outside its ranges).
+    for name in ("int8", "qat"):
+        report = reports[name]
+        assert report.agreement >= 0.9, (name, report.agreement)
+        assert report.accuracy >= report.keras_accuracy - 0.05
 
 
 def test_gpu_model_is_fully_accelerated_on_the_litert_gpu(exported):
