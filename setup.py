@@ -32,7 +32,9 @@ setup(
         "ai-edge-litert>=2.3,<2.4",
     ],
     extras_require={
+        "sklearn": ["scikit-learn>=1.5"],
         "dev": [
+            "scikit-learn>=1.5",
             "pytest>=8",
             "hypothesis>=6.100",
             "nbclient>=0.10",

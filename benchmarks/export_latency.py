@@ -80,7 +80,8 @@ def simple_rnn_comparison(model, folder, x_test, y_test, runs):
         verification_data=(x_test, y_test),
         latency_runs=runs,
     )
-    padded, _ = data.pad(x_test)
+    # Keras' Masking layer masks zero steps.
+    padded, _ = data.pad(x_test, value=0.0)
     difference = export.LiteRTModel(report.path).predict(
         x_test
     ) - simple.predict_on_batch(padded)

@@ -2,7 +2,8 @@
 
 JapaneseVowels-shaped data (lengths 7 to 29, padded to T = 29, 12 features,
 9 classes), batch 64, masking on. Every contestant trains with `fit`: Keras'
-SimpleRNN on the padded arrays, keras_seqrnn on the same arrays and as
+SimpleRNN on the padded arrays (zero padding, which its `Masking` layer
+masks), keras_seqrnn on the same arrays (NaN padding, its own) and as
 `seqrnn train` feeds it (`keras_seqrnn.data.epochs_dataset` with
 `pad_to_length`: batches grouped by length in one shape, one call per
 epoch; its loop stops after each batch's longest sequence, which Keras'
@@ -47,8 +48,7 @@ def japanese_vowels_shaped(count, seed=0):
     lengths = rng.integers(7, TIME + 1, size=count)
     sequences = [rng.normal(size=(n, FEATURES)).astype("float32") for n in lengths]
     labels = rng.integers(0, CLASSES, size=count)
-    padded, _ = keras_seqrnn.data.pad(sequences, max_length=TIME)
-    return sequences, padded, labels
+    return sequences, labels
 
 
 def keras_simple_rnn(layers, jit_compile, steps_per_execution=1):
@@ -108,10 +108,17 @@ def main():
         default=pathlib.Path(__file__).parent / "results" / "train_throughput.json",
     )
     args = parser.parse_args()
-    sequences, padded, labels = japanese_vowels_shaped(args.sequences)
+    sequences, labels = japanese_vowels_shaped(args.sequences)
     global EPOCH_STEPS
     EPOCH_STEPS = -(-args.sequences // BATCH)
-    arrays = {"x": padded, "y": labels, "batch_size": BATCH, "shuffle": True}
+    # Each model's own padding: zeros for Keras' Masking layer, NaN for ours.
+    keras_arrays, arrays = (
+        {
+            "x": keras_seqrnn.data.pad(sequences, TIME, value=value)[0],
+            "y": labels, "batch_size": BATCH, "shuffle": True,
+        }
+        for value in (0.0, np.nan)
+    )
     # As `seqrnn train` feeds it: batches grouped by length, one shape.
     grouped, grouped_steps = keras_seqrnn.data.epochs_dataset(
         sequences, labels, BATCH, epochs=args.epochs, pad_to_length=TIME
@@ -119,16 +126,16 @@ def main():
     grouped = {"x": grouped, "steps_per_epoch": grouped_steps, "shuffle": False}
     epoch = EPOCH_STEPS
     contestants = [
-        (SIMPLE_DEFAULT, lambda: keras_simple_rnn(1, "auto"), arrays),
-        (SIMPLE_JIT, lambda: keras_simple_rnn(1, True), arrays),
+        (SIMPLE_DEFAULT, lambda: keras_simple_rnn(1, "auto"), keras_arrays),
+        (SIMPLE_JIT, lambda: keras_simple_rnn(1, True), keras_arrays),
         ("keras SimpleRNN + fit (jit_compile=True, one call per epoch)",
-         lambda: keras_simple_rnn(1, True, epoch), arrays),
+         lambda: keras_simple_rnn(1, True, epoch), keras_arrays),
         (OURS_SAME_INPUT, lambda: ours(1, None), arrays),
         ("keras_seqrnn, 1 layer, highway=None, one call per epoch",
          lambda: ours(1, None, epoch), arrays),
         (OURS_GROUPED, lambda: ours(1, None, grouped_steps), grouped),
         ("keras SimpleRNN x 4 + fit (jit_compile=True)",
-         lambda: keras_simple_rnn(4, True), arrays),
+         lambda: keras_simple_rnn(4, True), keras_arrays),
         ("keras_seqrnn, 4 layers, highway=depth, grouped, one call per epoch",
          lambda: ours(4, "depth", grouped_steps), grouped),
         ("keras_seqrnn, 4 layers, highway=both, grouped, one call per epoch",

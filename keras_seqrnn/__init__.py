@@ -26,17 +26,30 @@ from keras_seqrnn.sequence_classifier import (
     build_classifier as build_classifier,
 )
 from keras_seqrnn import training as training
+from keras_seqrnn.recipe import FitResult as FitResult
+from keras_seqrnn.recipe import TrainingDivergedError as TrainingDivergedError
+from keras_seqrnn.recipe import fit_classifier as fit_classifier
+from keras_seqrnn.training_plan import DataFingerprint as DataFingerprint
+from keras_seqrnn.training_plan import TrainingPlan as TrainingPlan
+from keras_seqrnn.training_plan import plan_training as plan_training
 from keras_seqrnn.version import __version__ as __version__
 from keras_seqrnn.weight_shared_rnn_cell import (
     WeightSharedRNNCell as WeightSharedRNNCell,
 )
 
 __all__ = [
+    "DataFingerprint",
+    "FitResult",
     "HighwayStackedRNN",
     "QuantizationAwareClassifier",
+    "SeqRNNClassifier",
     "SequenceClassifier",
+    "TrainingDivergedError",
+    "TrainingPlan",
     "WeightSharedRNNCell",
     "build_classifier",
+    "fit_classifier",
+    "plan_training",
     "data",
     "datasets",
     "recurrence",
@@ -44,3 +57,13 @@ __all__ = [
     "training",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    # scikit-learn is an extra (`pip install keras-seqrnn[sklearn]`): the
+    # estimator imports it on first use only.
+    if name == "SeqRNNClassifier":
+        from keras_seqrnn.estimator import SeqRNNClassifier
+
+        return SeqRNNClassifier
+    raise AttributeError(f"module 'keras_seqrnn' has no attribute {name!r}")

@@ -1,4 +1,9 @@
-"""The `seqrnn` command line: train, evaluate and predict."""
+"""The `seqrnn` command line: train, evaluate, predict and export.
+
+It parses arguments and prints; the work is the library's
+(`keras_seqrnn.fit_classifier`, `keras_seqrnn.plan_training`,
+`keras_seqrnn.datasets.load_dataset`, `export.to_tflite`).
+"""
 
 import argparse
 import json
@@ -14,28 +19,48 @@ import tensorflow as tf
 from keras_seqrnn import atomic
 from keras_seqrnn import data
 from keras_seqrnn import datasets
+from keras_seqrnn import recipe
 from keras_seqrnn import training
+from keras_seqrnn import training_plan
+from keras_seqrnn.highway_stacked_rnn import HIGHWAY_MODES
 from keras_seqrnn.sequence_classifier import POOLINGS
 from keras_seqrnn.sequence_classifier import SequenceClassifier
-from keras_seqrnn.sequence_classifier import build_classifier
 from keras_seqrnn.version import __version__
 
 BUNDLED_DATA = ("japanese_vowels",)
 # The JapaneseVowels files label the speakers 1 to 9.
 JAPANESE_VOWELS_LABELS = tuple(str(k) for k in range(1, 10))
-HIGHWAY_CHOICES = ("depth", "time", "both", "none")
-CHECKPOINT = "checkpoint.keras"
-CHECKPOINT_STATE = "checkpoint.json"
+# Without --test-data, this share of each class of the training file is
+# held out for the report.
+TEST_SPLIT = 0.25
+RUN = "run.json"
+# `seqrnn train` options that are `TrainingPlan` fields, by option name.
+PLAN_OPTIONS = {
+    "frame_length": "frame_length",
+    "units": "units",
+    "layers": "num_layers",
+    "highway": "highway",
+    "bidirectional": "bidirectional",
+    "pooling": "pooling",
+    "dropout": "dropout",
+    "input_noise": "input_noise",
+    "random_crop": "random_crop",
+    "label_smoothing": "label_smoothing",
+    "weight_decay": "weight_decay",
+    "lr": "learning_rate",
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "clip_norm": "clip_norm",
+    "validation_split": "validation_split",
+    "seed": "seed",
+}
 
 
 class DataError(ValueError):
     """Data or options that cannot be used: one line, exit code 1."""
 
 
-def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
-    default = (lambda value: argparse.SUPPRESS) if suppress_defaults else (
-        lambda value: value
-    )
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqrnn",
         description="Train, evaluate and use keras_seqrnn sequence "
@@ -49,90 +74,91 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train a classifier, save it and report its test accuracy",
-        formatter_class=formatter,
+        help="plan from the data, train a classifier, save it and report "
+        "its test accuracy",
+        description="Every training option defaults to what the plan "
+        "derives from the training data (printed before training); give "
+        "one to override it.",
     )
-    _add_data_arguments(train, default)
+    _add_data_arguments(train)
     train.add_argument(
         "--out", required=True, type=pathlib.Path, help="output folder"
     )
-    train.add_argument("--units", type=_positive_int, default=default(64))
-    train.add_argument("--layers", type=_positive_int, default=default(2))
-    train.add_argument(
-        "--highway",
-        choices=HIGHWAY_CHOICES,
-        default=default("none"),
-        help="highway gates; at 2 layers they do not pay on JapaneseVowels "
-        "(see the README's Results)",
+    plan = train.add_argument_group("training plan (derived unless given)")
+    plan.add_argument(
+        "--frame-length",
+        type=_positive_int,
+        help="consecutive steps one recurrent step reads",
     )
-    train.add_argument(
+    plan.add_argument("--units", type=_positive_int)
+    plan.add_argument("--layers", type=_positive_int)
+    plan.add_argument(
+        "--highway",
+        choices=[str(mode).lower() for mode in HIGHWAY_MODES],
+        help="highway gates",
+    )
+    plan.add_argument(
         "--bidirectional",
         action=argparse.BooleanOptionalAction,
-        default=default(True),
         help="a second stack reads each sequence backwards",
     )
-    train.add_argument(
+    plan.add_argument(
         "--pooling",
         choices=POOLINGS,
-        default=default("last_mean"),
         help="what the output layer reads of the top layer's outputs: the "
         "last real step's, their mean, or both",
     )
-    train.add_argument("--epochs", type=_positive_int, default=default(60))
-    train.add_argument(
-        "--batch-size", type=_positive_int, default=default(16)
+    plan.add_argument("--epochs", type=_positive_int)
+    plan.add_argument("--batch-size", type=_positive_int)
+    plan.add_argument(
+        "--lr", type=_positive_float, help="peak learning rate of AdamW "
+        "(cosine decay to 0)"
     )
-    train.add_argument(
-        "--lr",
-        type=_positive_float,
-        default=default(3e-3),
-        help="peak learning rate of Adam (cosine decay to 0)",
-    )
-    train.add_argument(
+    plan.add_argument(
         "--clip-norm",
         type=_clip_norm,
-        default=default(1.0),
         help="largest global gradient norm, or 'none'",
     )
-    train.add_argument(
+    plan.add_argument(
         "--weight-decay",
         type=_non_negative_float,
-        default=default(0.01),
         help="decoupled weight decay of AdamW",
     )
-    train.add_argument(
+    plan.add_argument(
         "--input-noise",
         type=_non_negative_float,
-        default=default(0.0),
         help="standard deviation of the Gaussian noise on standardized "
         "inputs in training",
     )
-    train.add_argument(
+    plan.add_argument(
+        "--random-crop",
+        type=_rate,
+        help="largest fraction of a series an epoch's random crop removes",
+    )
+    plan.add_argument(
         "--dropout",
         type=_rate,
-        default=default(0.1),
         help="dropout rate between stacked layers and before the output layer",
     )
-    train.add_argument(
+    plan.add_argument(
         "--label-smoothing",
         type=_rate,
-        default=default(0.1),
         help="probability of the training target spread over all classes",
     )
-    train.add_argument(
+    plan.add_argument(
         "--validation-split",
         type=_rate,
-        default=default(0.0),
-        help="fraction of the training data held out for validation",
+        help="fraction of the training data held out to keep the epoch "
+        "with the lowest validation loss",
     )
+    plan.add_argument("--seed", type=int)
     train.add_argument(
         "--qat-epochs",
         type=_non_negative_int,
-        default=default(0),
+        default=0,
         help="epochs of quantization-aware fine-tuning after training; "
         "writes model_qat.keras for an int8 export",
     )
-    train.add_argument("--seed", type=int, default=default(0))
     train.add_argument(
         "--resume",
         action="store_true",
@@ -146,14 +172,17 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     evaluate.add_argument("model", type=pathlib.Path, help="a .keras file")
-    _add_data_arguments(evaluate, default)
+    _add_data_arguments(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser(
         "predict", help="print the predicted label of every sequence"
     )
     predict.add_argument("model", type=pathlib.Path, help="a .keras file")
-    predict.add_argument("file", help="a UEA/UCR .ts file (labels optional)")
+    predict.add_argument(
+        "file", help="a UEA/UCR .ts or UCR .tsv file (labels optional in .ts)"
+    )
+    _add_missing_argument(predict)
     predict.set_defaults(run=_predict)
 
     export = commands.add_parser(
@@ -169,28 +198,26 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
         help="the .tflite file (with --all: a folder)",
     )
     export.add_argument(
-        "--target", choices=("cpu", "gpu", "mobile"), default=default("cpu")
+        "--target", choices=("cpu", "gpu", "mobile"), default="cpu"
     )
     export.add_argument(
         "--quantization",
         choices=("none", "float16", "dynamic", "int8"),
-        default=default("none"),
+        default="none",
     )
     export.add_argument(
         "--max-length",
         type=_positive_int,
-        default=default(None),
         help="longest sequence of gpu/mobile models (default: the longest "
         "in the data)",
     )
     export.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=default(None),
         help="static batch of gpu/mobile models (default: 1)",
     )
     export.add_argument(
-        "--io-type", choices=("float32", "int8"), default=default("float32")
+        "--io-type", choices=("float32", "int8"), default="float32"
     )
     export.add_argument(
         "--all",
@@ -200,26 +227,36 @@ def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     export.add_argument(
         "--qat-model",
         type=pathlib.Path,
-        default=default(None),
         help="with --all: also export this quantization-aware model "
         "(model_qat.keras of `seqrnn train --qat-epochs`) as int8",
     )
-    _add_data_arguments(export, default)
+    _add_data_arguments(export)
     export.set_defaults(run=_export)
     return parser
 
 
-def _add_data_arguments(parser, default):
+def _add_data_arguments(parser):
     parser.add_argument(
         "--data",
-        default=default("japanese_vowels"),
-        help="a bundled data set (japanese_vowels) or a UEA/UCR .ts "
-        "training file",
+        default="japanese_vowels",
+        help="a bundled data set (japanese_vowels), or a UEA/UCR .ts or "
+        "UCR .tsv training file",
     )
     parser.add_argument(
         "--test-data",
-        default=default(None),
-        help="the .ts test file, with a .ts --data file",
+        help="the test file of a --data file (default: a stratified "
+        f"{TEST_SPLIT:.0%} of --data held out)",
+    )
+    _add_missing_argument(parser)
+
+
+def _add_missing_argument(parser):
+    parser.add_argument(
+        "--missing",
+        choices=datasets.MISSING_POLICIES,
+        default="error",
+        help="missing values inside a series: an error naming them, linear "
+        "interpolation, or the last value carried forward",
     )
 
 
@@ -271,8 +308,8 @@ def _non_negative_float(text: str) -> float:
     return float(text)
 
 
-def _clip_norm(text: str) -> float | None:
-    return None if text.lower() == "none" else _positive_float(text)
+def _clip_norm(text: str) -> float | str:
+    return "none" if text.lower() == "none" else _positive_float(text)
 
 
 def _rate(text: str) -> float:
@@ -283,141 +320,229 @@ def _rate(text: str) -> float:
     return float(text)
 
 
-def _load_splits(data, test_data):
-    """`((x_train, y_train), (x_test, y_test)), label_names`."""
+class _Split:
+    """Labelled series of one split, with where they came from."""
 
-    if data in BUNDLED_DATA:
+    def __init__(self, sequences, labels, source):
+        self.sequences = sequences
+        self.labels = np.asarray(labels)
+        self.source = source
+
+
+def _load_splits(data_arg, test_data, missing):
+    """`(train, test, label_names)`; without `test_data`, the test split is
+    a stratified share of the training file."""
+    if data_arg in BUNDLED_DATA:
         if test_data is not None:
             raise DataError(
-                f"--test-data is only for .ts files; {data!r} is a bundled "
+                f"--test-data is for data files; {data_arg!r} is a bundled "
                 "data set with its own test split."
             )
-        return datasets.load_japanese_vowels(), JAPANESE_VOWELS_LABELS
+        (x_train, y_train), (x_test, y_test) = datasets.load_japanese_vowels()
+        return (
+            _Split(x_train, y_train, f"{data_arg} (train)"),
+            _Split(x_test, y_test, f"{data_arg} (test)"),
+            JAPANESE_VOWELS_LABELS,
+        )
+    train = _load_labelled(data_arg, missing)
+    names = train.label_names
+    if len(names) < 2:
+        raise DataError(
+            f"{data_arg}: every series has the class {names[0]!r}; a "
+            "classifier needs at least two classes."
+        )
     if test_data is None:
-        raise DataError(
-            f"--data {data!r} is a file: give its test file with --test-data."
+        (x_fit, y_fit), (x_test, y_test) = data.stratified_split(
+            train.sequences, train.labels, TEST_SPLIT, seed=0
         )
-    train = _load_labelled(data)
-    test = _load_labelled(test_data)
-    if test.label_names != train.label_names:
-        raise DataError(
-            f"{test_data}: class labels {list(test.label_names)} differ from "
-            f"the training file's {list(train.label_names)}."
+        return (
+            _Split(x_fit, y_fit, f"{data_arg} ({1 - TEST_SPLIT:.0%} of it)"),
+            _Split(
+                x_test, y_test,
+                f"{data_arg} ({TEST_SPLIT:.0%} of it held out, stratified)",
+            ),
+            names,
         )
-    splits = ((train.sequences, train.labels), (test.sequences, test.labels))
-    return splits, train.label_names
+    test = _load_labelled(test_data, missing)
+    _check_features(test, test_data, train.sequences[0].shape[-1],
+                    "the training data has")
+    return (
+        _Split(train.sequences, train.labels, data_arg),
+        _Split(
+            test.sequences,
+            _relabel(test, test_data, names, f"the training file {data_arg}"),
+            test_data,
+        ),
+        names,
+    )
 
 
-def _load_labelled(path):
-    dataset = datasets.load_ts(path)
+def _relabel(dataset, path, names, owner):
+    """The dataset's labels as indices into `names`; a class `names` lacks
+    is an error naming its first series."""
+    unseen = [n for n in dataset.label_names if n not in names]
+    if unseen:
+        index = dataset.label_names.index(unseen[0])
+        case = int(np.flatnonzero(dataset.labels == index)[0]) + 1
+        raise DataError(
+            f"{path}: series {case} has the class {unseen[0]!r}, which "
+            f"{owner} never shows (its classes: {', '.join(names)})."
+        )
+    relabel = np.array([list(names).index(n) for n in dataset.label_names])
+    return relabel[dataset.labels]
+
+
+def _check_features(dataset, path, features, owner):
+    if dataset.sequences[0].shape[-1] != features:
+        raise DataError(
+            f"{path}: {dataset.sequences[0].shape[-1]} features per step, "
+            f"{owner} {features}."
+        )
+
+
+def _load_labelled(path, missing):
+    dataset = datasets.load_dataset(path, missing=missing)
     if dataset.labels is None:
         raise DataError(f"{path}: the file has no class labels.")
     return dataset
 
 
-def _explicit_options(argv) -> set[str]:
-    return set(vars(_parser(suppress_defaults=True).parse_args(argv)))
+def _plan_overrides(args) -> dict:
+    overrides = {}
+    for option, field in PLAN_OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None:
+            if option in ("highway", "clip_norm") and value == "none":
+                value = None
+            overrides[field] = value
+    return overrides
 
 
 def _train(args, argv) -> int:
     out = args.out
-    history = []
-    initial_epoch = 0
     strategy = _cluster_strategy()
-    random_states = None
     if args.resume and strategy is None:
-        args, history, initial_epoch, random_states = _resume_state(args, argv)
-    ((x_train, y_train), (x_test, y_test)), label_names = _load_splits(
-        args.data, args.test_data
+        args = _resumed(args)
+    train, test, label_names = _load_splits(
+        args.data, args.test_data, args.missing
     )
-    features = x_train[0].shape[-1]
-    if x_test[0].shape[-1] != features:
-        raise DataError(
-            f"{args.test_data}: {x_test[0].shape[-1]} features per step, the "
-            f"training data has {features}."
-        )
-    (x_fit, y_fit), validation = _split(
-        x_train, y_train, args.validation_split, args.seed
-    )
-    if strategy is not None:
-        splits = ((x_fit, y_fit), validation, (x_test, y_test))
-        return _train_on_cluster(args, strategy, splits, label_names)
-    keras.utils.set_random_seed(args.seed)
-    if args.resume:
-        model = keras.saving.load_model(out / CHECKPOINT)
-        for variable, value in zip(
-            _random_states(model), random_states, strict=True
-        ):
-            variable.assign(value)
-    else:
-        model = _new_model(args, x_fit, y_fit, features, label_names)
-    # One batch shape (XLA compiles once), batches grouped by length (the
-    # layers stop after each batch's longest sequence).
-    held_out = [] if validation is None else list(validation[0])
-    longest = max(len(sequence) for sequence in [*x_fit, *held_out])
-    bucketing = {"pad_to_length": longest}
-    train, steps = data.epochs_dataset(
-        x_fit,
-        y_fit,
-        args.batch_size,
-        epochs=args.epochs,
-        initial_epoch=initial_epoch,
-        seed=args.seed,
-        **bucketing,
-    )
-    validation_data = None
-    if validation is not None:
-        validation_data = data.bucketed_dataset(
-            *validation, args.batch_size, **bucketing
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = _Checkpoint(out, _config(args), history)
+    overrides = _plan_overrides(args)
     try:
-        model.fit(
-            train,
-            epochs=args.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
-            validation_data=validation_data,
-            callbacks=_callbacks(checkpoint),
-            shuffle=False,  # The dataset shuffles itself, seeded.
+        plan, reasons = training_plan.plan_training(
+            train.sequences, train.labels, len(label_names), **overrides
+        )
+    except ValueError as error:
+        raise DataError(str(error)) from None
+    fingerprint = training_plan.DataFingerprint.of(
+        train.sequences, train.labels, len(label_names)
+    )
+    try:
+        recipe.check_training_data(
+            train.sequences, train.labels, len(label_names), plan
+        )
+    except ValueError as error:
+        raise DataError(f"{train.source}: {error}") from None
+    plan_table = _plan_table(plan, reasons, fingerprint)
+    if strategy is not None:
+        return _train_on_cluster(
+            args, strategy, plan, plan_table, train, test, label_names
+        )
+    print(plan_table, flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        run = {key: value for key, value in vars(args).items()
+               if key not in ("run", "command", "resume", "out")}
+        recipe.write_json(out / RUN, {**run, "out": str(out)})
+    try:
+        result = recipe.fit_classifier(
+            train.sequences,
+            train.labels,
+            plan,
+            label_names=label_names,
+            checkpoint_dir=out,
+            resume=args.resume,
             verbose=1 if sys.stdout.isatty() else 2,
         )
     except KeyboardInterrupt:
         print(
-            f"seqrnn: interrupted after epoch {len(checkpoint.history)}; "
-            f"continue with: seqrnn train --out {out} --resume",
+            f"seqrnn: interrupted; continue with: seqrnn train --out {out} "
+            "--resume",
             file=sys.stderr,
         )
         return 130
-    return _report(args, model, checkpoint.history, checkpoint.seconds,
-                   (x_fit, y_fit), validation, (x_test, y_test), label_names)
+    except recipe.TrainingDivergedError as error:
+        raise DataError(f"{error} No model was saved.") from None
+    return _report(args, result, reasons, fingerprint, train, test, label_names)
 
 
-def _train_on_cluster(args, strategy, splits, label_names) -> int:
+def _plan_table(plan, reasons, fingerprint) -> str:
+    counts = fingerprint.class_counts
+    rows = [
+        (
+            "data",
+            f"{fingerprint.num_series} series, {fingerprint.num_features} "
+            f"feature(s), lengths {fingerprint.min_length}-"
+            f"{fingerprint.max_length}, {fingerprint.num_classes} classes of "
+            f"{min(counts)}-{max(counts)} series",
+            "",
+        )
+    ]
+    rows += [
+        (name, str(value), reasons.get(name, ""))
+        for name, value in plan.to_dict().items()
+    ]
+    return "training plan\n" + _table(("setting", "value", "why"), rows)
+
+
+def _resumed(args):
+    """The options of the run in `args.out`, checked against those given."""
+    path = args.out / RUN
+    if not path.is_file():
+        raise DataError(f"{args.out}: no checkpoint to resume from.")
+    saved = json.loads(path.read_text())
+    defaults = vars(_parser().parse_args(["train", "--out", str(args.out)]))
+    changed = sorted(
+        key for key, value in saved.items()
+        if getattr(args, key) not in (defaults[key], value)
+    )
+    if changed:
+        raise DataError(
+            f"--resume continues the run in {args.out} with its own "
+            f"options; these differ from it: {', '.join(changed)}."
+        )
+    for key, value in saved.items():
+        if key != "out":
+            setattr(args, key, value)
+    return args
+
+
+def _train_on_cluster(args, strategy, plan, plan_table, train, test,
+                      label_names) -> int:
     """`seqrnn train` on every worker of a TF_CONFIG cluster."""
-    (x_fit, y_fit), validation, (x_test, y_test) = splits
     checkpoints = args.out / "checkpoints"
     if checkpoints.exists() and not args.resume:
         raise DataError(
             f"{checkpoints} holds the checkpoints of an earlier run: pass "
             "--resume to continue it, or choose another --out."
         )
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(plan.seed)
     with strategy.scope():
-        model = _new_model(
-            args, x_fit, y_fit, x_fit[0].shape[-1], label_names
+        model = recipe.new_classifier(
+            plan, train.sequences, len(label_names), label_names
         )
     trainer = training.DistributedTrainer(
         model, strategy, checkpoint_dir=str(checkpoints)
     )
+    if trainer.is_chief():
+        print(plan_table, flush=True)
     start = time.perf_counter()
     history = trainer.fit(
-        x_fit,
-        y_fit,
-        args.batch_size,
-        args.epochs,
-        seed=args.seed,
+        train.sequences,
+        train.labels,
+        plan.batch_size,
+        plan.epochs,
+        seed=plan.seed,
+        random_crop=plan.random_crop,
         verbose=int(sys.stdout.isatty()),
     )
     if not trainer.is_chief():
@@ -425,11 +550,15 @@ def _train_on_cluster(args, strategy, splits, label_names) -> int:
     # Evaluate and save a single-device copy: Keras' own loops need every
     # worker under MultiWorkerMirroredStrategy, and the others are done.
     local = SequenceClassifier.from_config(model.get_config())
-    local.build((None, None, x_fit[0].shape[-1]))
+    local.build((None, None, train.sequences[0].shape[-1]))
     local.set_weights(model.get_weights())
-    local.compile(metrics=["accuracy"], clip_norm=args.clip_norm)
-    return _report(args, local, history, time.perf_counter() - start,
-                   (x_fit, y_fit), validation, (x_test, y_test), label_names)
+    local.compile(metrics=["accuracy"], clip_norm=plan.clip_norm)
+    result = recipe.FitResult(local, plan, history, time.perf_counter() - start,
+                              len(train.sequences), 0, plan.epochs)
+    fingerprint = training_plan.DataFingerprint.of(
+        train.sequences, train.labels, len(label_names)
+    )
+    return _report(args, result, {}, fingerprint, train, test, label_names)
 
 
 def _cluster_strategy():
@@ -443,47 +572,57 @@ def _cluster_strategy():
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def _report(args, model, history, train_seconds, fit_data, validation,
-            test, label_names) -> int:
+def _report(args, result, reasons, fingerprint, train, test,
+            label_names) -> int:
     """Evaluates on the test split, writes the outputs, prints the table."""
-    x_test, y_test = test
-    train_count = len(fit_data[0])
-    x_padded, _ = data.pad(x_test, value=model.mask_value)
-    test_logs = model.evaluate(x_padded, y_test, verbose=0, return_dict=True)
+    model, plan, history = result.model, result.plan, result.history
+    x_padded, _ = data.pad(test.sequences)
+    test_logs = model.evaluate(
+        x_padded, test.labels, verbose=0, return_dict=True
+    )
     metrics = {
         "test_accuracy": float(test_logs["accuracy"]),
         "test_loss": float(test_logs["loss"]),
         "train_accuracy": float(history[-1]["accuracy"]),
-        "train_seconds": round(train_seconds, 2),
-        "train_sequences": train_count,
-        "validation_sequences": 0 if validation is None else len(validation[0]),
-        "test_sequences": len(x_test),
+        "train_seconds": round(result.seconds, 2),
+        "train_sequences": result.num_train,
+        "validation_sequences": result.num_validation,
+        "test_sequences": len(test.sequences),
+        "best_epoch": result.best_epoch,
+        "train_data": train.source,
+        "test_data": test.source,
         "num_parameters": int(model.count_params()),
         "label_names": list(label_names),
-        "config": _config(args),
+        "data": fingerprint.to_dict(),
+        "plan": plan.to_dict(),
+        "plan_reasons": reasons,
         "version": __version__,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / "model.keras"
     with atomic.atomic_path(model_path) as tmp:
         model.save(tmp)
-    _write_json(args.out / "history.json", history)
+    recipe.write_json(args.out / "history.json", history)
     qat_rows = []
-    if getattr(args, "qat_epochs", 0):
-        qat_rows = _quantization_aware(args, model, metrics, fit_data, test)
-    _write_json(args.out / "metrics.json", metrics)
-    highway = None if args.highway == "none" else args.highway
+    if args.qat_epochs:
+        qat_rows = _quantization_aware(args, result, metrics, train, test)
+    recipe.write_json(args.out / "metrics.json", metrics)
     rows = [
-        ("data", args.data),
+        ("train data", train.source),
+        ("test data", test.source),
         (
             "model",
-            f"{args.layers} x {args.units} units, highway={highway}, "
-            f"{'bidirectional' if args.bidirectional else 'forward'}, "
-            f"pooling={args.pooling}",
+            f"{plan.num_layers} x {plan.units} units, highway={plan.highway}, "
+            f"{'bidirectional' if plan.bidirectional else 'forward'}, "
+            f"pooling={plan.pooling}, frame_length={plan.frame_length}",
         ),
         ("parameters", f"{metrics['num_parameters']:,}"),
-        ("train / test sequences", f"{train_count} / {len(x_test)}"),
-        ("train seconds", f"{train_seconds:.1f}"),
+        (
+            "train / validation / test sequences",
+            f"{result.num_train} / {result.num_validation} / "
+            f"{len(test.sequences)}",
+        ),
+        ("train seconds", f"{result.seconds:.1f}"),
+        ("kept epoch", f"{result.best_epoch} of {plan.epochs}"),
         ("train accuracy", f"{100 * metrics['train_accuracy']:.2f} %"),
         ("test accuracy", f"{100 * metrics['test_accuracy']:.2f} %"),
         ("saved", f"{model_path} ({model_path.stat().st_size:,} bytes)"),
@@ -493,30 +632,15 @@ def _report(args, model, history, train_seconds, fit_data, validation,
     return 0
 
 
-def _quantization_aware(args, model, metrics, fit_data, test):
+def _quantization_aware(args, result, metrics, train, test):
     """Fine-tunes a quantization-aware copy; saves it; returns table rows."""
-    from keras_seqrnn.quantization_aware_classifier import quantize_aware
-
-    x_fit, y_fit = fit_data
-    padded, _ = data.pad(x_fit, value=model.mask_value)
-    qat = quantize_aware(model, calibration_data=padded)
-    qat.compile(
-        keras.optimizers.Adam(args.lr / 10),
-        metrics=["accuracy"],
-        clip_norm=args.clip_norm,
-        label_smoothing=args.label_smoothing,
-    )
     start = time.perf_counter()
-    qat.fit(
-        padded,
-        np.asarray(y_fit),
-        batch_size=args.batch_size,
-        epochs=args.qat_epochs,
-        verbose=0,
+    qat = recipe.fit_quantization_aware(
+        result.model, train.sequences, train.labels, result.plan,
+        args.qat_epochs,
     )
-    x_test, y_test = test
-    test_padded, _ = data.pad(x_test, value=model.mask_value)
-    logs = qat.evaluate(test_padded, y_test, verbose=0, return_dict=True)
+    padded, _ = data.pad(test.sequences)
+    logs = qat.evaluate(padded, test.labels, verbose=0, return_dict=True)
     metrics["qat_test_accuracy"] = float(logs["accuracy"])
     metrics["qat_seconds"] = round(time.perf_counter() - start, 2)
     path = args.out / "model_qat.keras"
@@ -533,156 +657,6 @@ def _quantization_aware(args, model, metrics, fit_data, test):
     ]
 
 
-def _new_model(args, x_fit, y_fit, features, label_names):
-    mean, variance = data.feature_statistics(x_fit)
-    model = build_classifier(
-        features,
-        len(label_names),
-        units=args.units,
-        num_layers=args.layers,
-        highway=None if args.highway == "none" else args.highway,
-        bidirectional=args.bidirectional,
-        pooling=args.pooling,
-        feature_mean=mean,
-        feature_variance=variance,
-        dropout=args.dropout,
-        input_noise=args.input_noise,
-        label_names=label_names,
-        seed=args.seed,
-    )
-    steps = int(
-        data.bucketed_dataset(x_fit, y_fit, args.batch_size).cardinality()
-    )
-    schedule = keras.optimizers.schedules.CosineDecay(
-        args.lr, decay_steps=max(args.epochs * steps, 1)
-    )
-    model.compile(
-        keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
-        metrics=["accuracy"],
-        clip_norm=args.clip_norm,
-        label_smoothing=args.label_smoothing,
-        steps_per_execution=_steps_per_execution(steps),
-    )
-    return model
-
-
-def _steps_per_execution(steps: int, largest: int = 16) -> int:
-    """The largest divisor of `steps` up to `largest`.
-
-    Fewer, larger calls: Keras' per-step overhead outweighs a small model's
-    step (benchmarks/train_throughput.py). It must divide the epoch: Keras
-    3.15 counts every call as `steps_per_execution` steps, so a remainder
-    makes it stop the last epochs early and restart the data ("Your input
-    ran out of data").
-    """
-    return max(d for d in range(1, min(steps, largest) + 1) if steps % d == 0)
-
-
-def _split(x, y, fraction, seed):
-    """Holds out `fraction` of each class, seeded."""
-
-    if not fraction:
-        return (x, y), None
-    rng = np.random.default_rng(seed)
-    held_out = np.zeros(len(y), bool)
-    for label in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == label))
-        held_out[members[: int(round(fraction * len(members)))]] = True
-    if held_out.all() or not held_out.any():
-        raise DataError(
-            f"--validation-split {fraction} leaves no sequence to "
-            f"{'train on' if held_out.all() else 'validate on'}."
-        )
-    keep, hold = np.flatnonzero(~held_out), np.flatnonzero(held_out)
-    return ([x[i] for i in keep], y[keep]), ([x[i] for i in hold], y[hold])
-
-
-def _config(args) -> dict:
-    return {
-        key: str(value) if isinstance(value, pathlib.Path) else value
-        for key, value in vars(args).items()
-        if key not in ("run", "command", "resume", "out")
-    }
-
-
-def _resume_state(args, argv):
-    state_path = args.out / CHECKPOINT_STATE
-    if not state_path.exists() or not (args.out / CHECKPOINT).exists():
-        raise DataError(f"{args.out}: no checkpoint to resume from.")
-    state = json.loads(state_path.read_text())
-    saved = state["config"]
-    given = _explicit_options(argv) - {"command", "out", "resume", "run"}
-    changed = sorted(
-        key for key in given if getattr(args, key) != saved.get(key)
-    )
-    if changed:
-        raise DataError(
-            f"--resume continues the run in {args.out} with its own "
-            f"options; these differ from it: {', '.join(changed)}."
-        )
-    for key, value in saved.items():
-        setattr(args, key, value)
-    if state["epoch"] >= args.epochs:
-        raise DataError(
-            f"{args.out}: the run already finished its {args.epochs} epochs."
-        )
-    return args, state["history"], state["epoch"], state["random_states"]
-
-
-def _random_states(model):
-    """The states of the model's seed generators, which draw the dropout
-    masks: a `.keras` file leaves them out, and a resumed run must draw the
-    masks of an uninterrupted one."""
-    weights = {id(w) for w in model.weights}
-    return [v for v in model.variables if id(v) not in weights]
-
-
-def _callbacks(checkpoint):
-    return [keras.callbacks.TerminateOnNaN(), checkpoint]
-
-
-class _Checkpoint(keras.callbacks.Callback):
-    """Saves the model, the epoch and the history after every epoch."""
-
-    def __init__(self, out, config, history):
-        super().__init__()
-        self.out = out
-        self.config = config
-        self.history = list(history)
-        self.seconds = history[-1]["seconds"] if history else 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds += time.perf_counter() - self.started
-        entry = {"epoch": epoch + 1, **_floats(logs)}
-        entry["seconds"] = round(self.seconds, 3)
-        self.history.append(entry)
-        with atomic.atomic_path(self.out / CHECKPOINT) as tmp:
-            self.model.save(tmp)
-        _write_json(
-            self.out / CHECKPOINT_STATE,
-            {
-                "epoch": epoch + 1,
-                "config": self.config,
-                "history": self.history,
-                "random_states": [
-                    v.numpy().tolist() for v in _random_states(self.model)
-                ],
-            },
-        )
-
-
-def _floats(logs):
-    return {key: float(value) for key, value in (logs or {}).items()}
-
-
-def _write_json(path, value):
-    with atomic.atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
-
-
 def _load_model(path):
     if not path.is_file():
         raise DataError(f"{path}: no such model file.")
@@ -694,20 +668,29 @@ def _load_model(path):
 
 def _evaluate(args, argv) -> int:
     model = _load_model(args.model)
-    if args.data in BUNDLED_DATA or args.test_data is not None:
-        (_, (x, y)), label_names = _load_splits(args.data, args.test_data)
-    else:
-        dataset = _load_labelled(args.data)
-        x, y, label_names = dataset.sequences, dataset.labels, dataset.label_names
     names = model.label_names or [str(k) for k in range(model.num_classes)]
-    if list(label_names) != list(names):
-        raise DataError(
-            f"{args.test_data or args.data}: class labels "
-            f"{list(label_names)} differ from the model's {list(names)}."
+    if args.data in BUNDLED_DATA or args.test_data is not None:
+        _, test, label_names = _load_splits(
+            args.data, args.test_data, args.missing
         )
-    padded, _ = data.pad(x, value=model.mask_value)
+        x, labels = test.sequences, test.labels
+        if list(label_names) != list(names):
+            raise DataError(
+                f"{args.data}: class labels {list(label_names)} differ from "
+                f"the model's {list(names)}."
+            )
+    else:
+        dataset = _load_labelled(args.data, args.missing)
+        x = dataset.sequences
+        labels = _relabel(dataset, args.data, names, "the model")
+    _check_features(
+        datasets.SequenceDataset(x, None, (), None),
+        args.test_data or args.data,
+        model.num_features,
+        "the model takes",
+    )
+    padded, _ = data.pad(x)
     predicted = model.predict(padded, verbose=0).argmax(axis=-1)
-    labels = np.asarray(y)
     confusion = np.zeros((len(names), len(names)), int)
     np.add.at(confusion, (labels, predicted), 1)
     accuracy = float(np.mean(predicted == labels))
@@ -722,14 +705,10 @@ def _evaluate(args, argv) -> int:
 
 def _predict(args, argv) -> int:
     model = _load_model(args.model)
-    dataset = datasets.load_ts(args.file)
-    if dataset.sequences[0].shape[-1] != model.num_features:
-        raise DataError(
-            f"{args.file}: {dataset.sequences[0].shape[-1]} features per "
-            f"step, the model takes {model.num_features}."
-        )
+    dataset = datasets.load_dataset(args.file, missing=args.missing)
+    _check_features(dataset, args.file, model.num_features, "the model takes")
     names = model.label_names or [str(k) for k in range(model.num_classes)]
-    padded, _ = data.pad(dataset.sequences, value=model.mask_value)
+    padded, _ = data.pad(dataset.sequences)
     predicted = np.argmax(model.predict(padded, verbose=0), axis=-1)
     print("\n".join(names[k] for k in predicted))
     return 0
@@ -747,13 +726,13 @@ def _export(args, argv) -> int:
 
 def _export_model(export_lib, args) -> int:
     model = _load_model(args.model)
-    (train, test), _ = _load_splits(args.data, args.test_data)
+    train, test, _ = _load_splits(args.data, args.test_data, args.missing)
     max_length = args.max_length or max(
-        len(s) for split in (train, test) for s in split[0]
+        len(s) for split in (train, test) for s in split.sequences
     )
     common = {
-        "representative_data": train[0],
-        "verification_data": (test[0], np.asarray(test[1])),
+        "representative_data": train.sequences,
+        "verification_data": (test.sequences, test.labels),
     }
     if not args.all:
         unrolled = args.target != "cpu"
@@ -800,7 +779,7 @@ def _export_model(export_lib, args) -> int:
         )
         reports["mobile-int8-qat"] = report.to_dict()
         rows.append(_summary_row(config, report, "int8 (QAT)"))
-    _write_json(args.out / "export.json", reports)
+    recipe.write_json(args.out / "export.json", reports)
     print(
         _table(
             (
@@ -844,8 +823,8 @@ def _summary_row(config, report, quantization=None):
 def _keras_row(model, path, test):
     from export.litert_model import median_seconds
 
-    x, y = test
-    padded, _ = data.pad(x, value=model.mask_value)
+    x, y = test.sequences, test.labels
+    padded, _ = data.pad(x)
     probabilities = np.asarray(model.predict_on_batch(padded))
     accuracy = float(np.mean(probabilities.argmax(-1) == y))
     one = padded[np.argmax([len(s) for s in x])][None]
@@ -881,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args, argv)
-    except (DataError, datasets.TsFormatError, OSError) as error:
+    except (DataError, datasets.DataFormatError, OSError) as error:
         print(f"seqrnn: error: {error}", file=sys.stderr)
         return 1
 

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_seqrnn.validation import check_non_negative_int
 from keras_seqrnn.validation import check_positive_int
+from keras_seqrnn.validation import check_rate
 
 
 def pad(
@@ -46,7 +47,7 @@ def pad(
     >>> padded.shape, lengths
     ((2, 2, 3), array([2, 1], dtype=int32))
     """
-    sequences = _validate_sequences(sequences)
+    sequences = check_sequences(sequences)
     lengths = np.array([len(sequence) for sequence in sequences], dtype="int32")
     if max_length is None:
         max_length = int(lengths.max())
@@ -93,7 +94,7 @@ def feature_statistics(
     >>> mean.round(3).tolist(), variance.round(3).tolist()
     ([0.667, 0.667, 0.667], [0.222, 0.222, 0.222])
     """
-    steps = np.concatenate(_validate_sequences(sequences)).astype("float64")
+    steps = np.concatenate(check_sequences(sequences)).astype("float64")
     if not len(steps):
         raise ValueError(
             "Received an invalid value for argument `sequences`, expected at "
@@ -143,6 +144,59 @@ def mask_from_lengths(lengths: np.ndarray, max_length: int) -> np.ndarray:
             f"at index {index}."
         )
     return np.arange(max_length) < lengths[:, None]
+
+
+def stratified_split(
+    sequences: list[np.ndarray],
+    labels: np.ndarray,
+    fraction: float,
+    seed: int = 0,
+) -> tuple[tuple[list, np.ndarray], tuple[list, np.ndarray]]:
+    """Holds out `fraction` of each class's sequences, seeded.
+
+    Each class keeps at least one sequence on the kept side; a class gives
+    `round(fraction * count)` of its sequences to the held-out side.
+
+    Args:
+        sequences: the sequences.
+        labels: one integer label per sequence.
+        fraction: float in `(0, 1)`.
+        seed: integer seed of the choice. Default: `0`.
+
+    Returns:
+        `((kept_sequences, kept_labels), (held_sequences, held_labels))`,
+        each side in the original order.
+
+    Raises:
+        ValueError: `fraction` out of range, or a split that leaves no
+            sequence on one side.
+
+    Example:
+
+    >>> (x_fit, y_fit), (x_val, y_val) = stratified_split(x, y, 0.2)  # doctest: +SKIP
+    """
+    if not (isinstance(fraction, numbers.Real) and 0 < fraction < 1):
+        raise ValueError(
+            "Received an invalid value for argument `fraction`, expected a "
+            f"float in (0, 1), got {fraction!r}."
+        )
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        count = min(int(round(fraction * len(members))), len(members) - 1)
+        held[members[:count]] = True
+    if not held.any():
+        raise ValueError(
+            f"A split of {fraction} holds out no sequence of "
+            f"{len(labels)}: too few sequences per class."
+        )
+    keep, hold = np.flatnonzero(~held), np.flatnonzero(held)
+    return (
+        ([sequences[i] for i in keep], labels[keep]),
+        ([sequences[i] for i in hold], labels[hold]),
+    )
 
 
 def bucketed_dataset(
@@ -231,13 +285,22 @@ def epochs_dataset(
     epochs: int,
     initial_epoch: int = 0,
     seed: int = 0,
+    random_crop: float = 0.0,
     **bucketing,
 ) -> tuple[tf.data.Dataset, int]:
     """The bucketed, shuffled batches of several epochs, as one dataset.
 
-    The order of epoch `e` depends only on `seed` and `e`, so a run resumed
-    at epoch `e` sees the very batches an uninterrupted run sees. Pass the
-    dataset to `fit` with `steps_per_epoch`, `epochs` and `initial_epoch`.
+    The order of epoch `e` (and its crops) depends only on `seed` and `e`,
+    so a run resumed at epoch `e` sees the very batches an uninterrupted run
+    sees. Pass the dataset to `fit` with `steps_per_epoch`, `epochs` and
+    `initial_epoch`.
+
+    With `random_crop` c > 0, every epoch shows each sequence of length L
+    as a window of `round(u L)` consecutive steps (at least one), `u` drawn
+    uniformly from `[1 - c, 1]`, at a uniformly drawn position (window
+    slicing, Le Guennec et al. 2016): augmentation that teaches a model of
+    few training series to recognize a pattern wherever, and however
+    completely, it occurs.
 
     Args:
         sequences: as for `bucketed_dataset`.
@@ -246,6 +309,8 @@ def epochs_dataset(
         epochs: the epoch to stop before.
         initial_epoch: the first epoch. Default: `0`.
         seed: integer seed of the shuffling. Default: `0`.
+        random_crop: float in `[0, 1)`, the largest fraction of a sequence
+            a crop removes; 0 shows every sequence whole. Default: `0.0`.
         **bucketing: other arguments of `bucketed_dataset`
             (`bucket_boundaries`, `drop_remainder`, `pad_value`,
             `pad_to_bucket_boundary`, `pad_to_length`).
@@ -260,21 +325,24 @@ def epochs_dataset(
     """
     check_non_negative_int("initial_epoch", initial_epoch)
     check_positive_int("epochs", epochs)
+    check_rate("random_crop", random_crop)
     if initial_epoch >= epochs:
         raise ValueError(
             f"Received `initial_epoch={initial_epoch}` and `epochs={epochs}`: "
             "there is no epoch left to run."
         )
     _, steps, planned = _bucketing(sequences, labels, batch_size, **bucketing)
-    orders = np.stack(
-        [
-            np.random.default_rng([seed & 0xFFFFFFFF, epoch]).permutation(
-                len(sequences)
-            )
-            for epoch in range(initial_epoch, epochs)
-        ]
-    )
-    dataset = planned(orders)
+    lengths = np.array([len(sequence) for sequence in sequences])
+    orders, crops = [], []
+    for epoch in range(initial_epoch, epochs):
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, epoch])
+        orders.append(rng.permutation(len(sequences)))
+        if random_crop:
+            kept = rng.uniform(1 - random_crop, 1, len(lengths)) * lengths
+            kept = np.clip(np.round(kept), 1, np.maximum(lengths, 1))
+            start = np.floor(rng.uniform(size=len(lengths)) * (lengths - kept + 1))
+            crops.append(np.stack([start, kept], axis=-1).astype(np.int32))
+    dataset = planned(np.stack(orders), np.stack(crops) if crops else None)
     return _with_cardinality(dataset, steps * (epochs - initial_epoch)), steps
 
 
@@ -296,7 +364,7 @@ def _bucketing(
     array), batch by batch rather than sequence by sequence, which is
     several times faster.
     """
-    sequences = _validate_sequences(sequences)
+    sequences = check_sequences(sequences)
     check_positive_int("batch_size", batch_size)
     lengths = np.array([len(sequence) for sequence in sequences])
     if labels is not None and len(labels) != len(sequences):
@@ -374,15 +442,19 @@ def _bucketing(
     else:
         num_batches = -(-bucket_sizes // batch_size)
 
-    def planned(orders):
+    def planned(orders, crops=None):
         plans = [
             _plan(order, buckets, batch_size, drop_remainder) for order in orders
         ]
         members = [batch for plan in plans for batch in plan]
         sizes = np.array([len(batch) for batch in members], np.int32)
         indices = np.zeros((len(members), batch_size), np.int32)
-        for row, batch in zip(indices, members):
+        windows = np.zeros((len(members), batch_size, 2), np.int32)
+        passes = [p for p, plan in enumerate(plans) for _ in plan]
+        for row, window, batch, p in zip(indices, windows, members, passes):
             row[: len(batch)] = batch
+            if crops is not None:
+                window[: len(batch)] = crops[p, batch]
         if pad_to_length is not None:
             widths = np.full(len(members), pad_to_length, np.int32)
         elif pad_to_bucket_boundary:
@@ -396,16 +468,27 @@ def _bucketing(
         table = tf.constant(table)
         targets = None if labels is None else tf.constant(np.asarray(labels))
 
-        def batch(row, size, width):
+        def batch(row, size, width, window):
             chosen = row[:size]
             x = tf.gather(table, chosen)[:, :width]
+            if crops is not None:
+                start, length = window[:size, 0], window[:size, 1]
+                steps = tf.range(width)[None, :]
+                x = tf.gather(
+                    x, tf.minimum(start[:, None] + steps, width - 1), batch_dims=1
+                )
+                x = tf.where(
+                    (steps < length[:, None])[:, :, None],
+                    x,
+                    tf.constant(pad_value, x.dtype),
+                )
             if pad_to_length is not None:
                 x = tf.ensure_shape(x, [None, pad_to_length, table.shape[-1]])
             return x if targets is None else (x, tf.gather(targets, chosen))
 
-        return tf.data.Dataset.from_tensor_slices((indices, sizes, widths)).map(
-            batch
-        )
+        return tf.data.Dataset.from_tensor_slices(
+            (indices, sizes, widths, windows)
+        ).map(batch)
 
     return batches, int(num_batches.sum()), planned
 
@@ -442,7 +525,14 @@ def _default_bucket_boundaries(lengths, batch_size, most=8):
     return np.unique(quantiles) + 1
 
 
-def _validate_sequences(sequences):
+def check_sequences(sequences) -> list[np.ndarray]:
+    """The sequences as arrays, checked.
+
+    Raises:
+        ValueError: no sequence, a sequence that is not 2-D, a feature
+            count unlike the first sequence's, or a value that is not
+            finite; the message names the sequence.
+    """
     if isinstance(sequences, np.ndarray) and sequences.ndim != 3:
         raise ValueError(
             "Received an invalid value for argument `sequences`, expected a "

@@ -80,6 +80,9 @@ class SequenceClassifier(keras.Model):
             reads of each stack's outputs. Default: `"last"`.
         frame_length: Positive integer, how many consecutive steps one
             recurrent step reads. Default: `1`.
+        training_plan: None, or the settings the model was trained with
+            (`keras_seqrnn.TrainingPlan.to_dict()`), kept with it for
+            reference. Default: `None`.
         label_names: None or `num_classes` strings naming the classes, kept
             with the model for prediction. Default: `None`.
         seed: Integer, seed for dropout. Default: `None`.
@@ -142,6 +145,7 @@ class SequenceClassifier(keras.Model):
         label_names=None,
         seed: int | None = None,
         frame_length: int = 1,
+        training_plan: dict | None = None,
         **kwargs,
     ):
         validation.check_positive_int("num_features", num_features)
@@ -196,6 +200,7 @@ class SequenceClassifier(keras.Model):
         self.label_names = label_names
         self.seed = seed
         self.frame_length = frame_length
+        self.training_plan = training_plan
         self.clip_norm = None
         self.label_smoothing = 0.0
         self.standardization = None
@@ -459,6 +464,7 @@ class SequenceClassifier(keras.Model):
             "label_names": _as_list(self.label_names),
             "seed": self.seed,
             "frame_length": self.frame_length,
+            "training_plan": self.training_plan,
         }
         return {**super().get_config(), **config}
 
@@ -531,7 +537,8 @@ def build_classifier(
         **kwargs: the other arguments of `SequenceClassifier`
             (`mask_value`, `feature_mean`, `feature_variance`, `dropout`,
             `input_noise`, `recurrent_dropout`, `gate_bias`, `bidirectional`,
-            `pooling`, `label_names`, `seed`, `frame_length`, `name`).
+            `pooling`, `label_names`, `seed`, `frame_length`,
+            `training_plan`, `name`).
 
     Returns:
         A built `SequenceClassifier` with sublayers `standardization` (None

@@ -246,6 +246,7 @@ class DistributedTrainer:
         epochs: int,
         seed: int = 0,
         verbose: int = 1,
+        random_crop: float = 0.0,
     ) -> list[dict]:
         """Trains for `epochs` epochs, resuming from the last checkpoint.
 
@@ -256,6 +257,8 @@ class DistributedTrainer:
             epochs: the epoch to stop after.
             seed: the shuffling seed. Default: `0`.
             verbose: 1 for a progress bar (on the chief), 0 for none.
+            random_crop: as for `keras_seqrnn.data.epochs_dataset`.
+                Default: `0.0`.
 
         Returns:
             The logs of the epochs run now: `epoch`, `loss`, `accuracy`,
@@ -272,6 +275,7 @@ class DistributedTrainer:
             epochs=epochs,
             initial_epoch=initial_epoch,
             seed=seed,
+            random_crop=random_crop,
             pad_to_bucket_boundary=True,
         )
         options = tf.data.Options()

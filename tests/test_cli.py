@@ -1,3 +1,4 @@
+import functools
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pytest
 import keras_seqrnn
 from keras_seqrnn import cli
 from keras_seqrnn import datasets
+from keras_seqrnn import recipe
 
 TS_HEADER = """@problemName Toy
 @univariate false
@@ -53,21 +55,28 @@ def test_train_on_ts_files(rng, tmp_path, capsys):
         ]
     )
     assert status == 0
-    assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoint.json", "checkpoint.keras", "history.json", "metrics.json",
-        "model.keras",
-    ]
     metrics = json.loads((out / "metrics.json").read_text())
+    # The last epoch's checkpoint, and the best one's until training ends.
+    best = f"checkpoint-{metrics['best_epoch']:04d}.keras"
+    assert sorted(p.name for p in out.iterdir()) == sorted({
+        "checkpoint.json", "checkpoint-0012.keras", best, "history.json",
+        "metrics.json", "model.keras", "run.json",
+    })
     assert metrics["label_names"] == ["up", "down"]
     assert metrics["test_accuracy"] > 0.9
     assert (metrics["train_sequences"], metrics["validation_sequences"]) == (18, 6)
-    assert metrics["config"]["units"] == 8
+    assert metrics["plan"]["units"] == 8
+    assert metrics["plan_reasons"]["units"] == "given"
+    assert metrics["test_data"] == str(test)
+    model = keras.saving.load_model(out / "model.keras")
+    assert model.training_plan == metrics["plan"]
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, 13))
     assert {"loss", "accuracy", "grad_norm", "grad_norm_max", "clipped",
             "val_loss", "val_accuracy", "seconds"} <= set(history[-1])
     report = capsys.readouterr().out
-    assert "| test accuracy" in report
+    assert report.startswith("training plan\n")
+    assert "| frame_length" in report and "| test accuracy" in report
     assert f"{100 * metrics['test_accuracy']:.2f} %" in report
 
     model = out / "model.keras"
@@ -86,8 +95,12 @@ def test_bundled_data_one_epoch(tmp_path, capsys):
     assert cli.main(argv + ["--layers", "1", "--batch-size", "128"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["train_sequences"], metrics["test_sequences"]) == (270, 370)
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0
     model = keras.saving.load_model(out / "model.keras")
+    (_, _), (x_test, y_test) = datasets.load_japanese_vowels()
+    padded, _ = keras_seqrnn.data.pad(x_test)
+    assert metrics["test_accuracy"] == pytest.approx(
+        np.mean(model.predict(padded, verbose=0).argmax(1) == y_test), abs=1e-6
+    )
     assert model.label_names == [str(k) for k in range(1, 10)]
     np.testing.assert_allclose(
         model.standardization.mean.numpy().ravel(),
@@ -118,16 +131,16 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(
             "--dropout", "0.3"]
     assert cli.main(argv + ["--out", str(tmp_path / "whole")]) == 0
 
-    original = cli._callbacks
     monkeypatch.setattr(
-        cli, "_callbacks", lambda checkpoint: original(checkpoint) + [_Interrupt(2)]
+        recipe, "fit_classifier",
+        functools.partial(recipe.fit_classifier, callbacks=[_Interrupt(2)]),
     )
     interrupted = tmp_path / "interrupted"
     assert cli.main(argv + ["--out", str(interrupted)]) == 130
     assert "seqrnn train --out" in capsys.readouterr().err
     assert not (interrupted / "model.keras").exists()
     assert json.loads((interrupted / "checkpoint.json").read_text())["epoch"] == 2
-    monkeypatch.setattr(cli, "_callbacks", original)
+    monkeypatch.undo()
 
     assert cli.main(["train", "--out", str(interrupted), "--units", "7",
                      "--resume"]) == 1
@@ -200,12 +213,13 @@ def test_malformed_data_file_exits_1_and_writes_nothing(rng, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--test-data", "t.ts"], "--test-data is only for .ts files"),
-        (["--data", "missing.ts", "--test-data", "t.ts"], "missing.ts"),
-        (["--data", "only.ts"], "give its test file with --test-data"),
+        (["--test-data", "t.ts"], "--test-data is for data files"),
+        (["--data", "missing.ts", "--test-data", "t.ts"],
+         "missing.ts: no such data file"),
+        (["--data", "only.tsv"], "only.tsv: no such data file"),
         (["--resume"], "no checkpoint to resume from"),
     ],
-    ids=["bundled_with_test", "missing_file", "no_test_file", "resume"],
+    ids=["bundled_with_test", "missing_file", "missing_tsv", "resume"],
 )
 def test_data_errors_exit_1(extra, message, tmp_path, capsys):
     assert cli.main(["train", "--out", str(tmp_path / "run"), *extra]) == 1
@@ -271,11 +285,126 @@ def test_qat_epochs_write_a_quantization_aware_model_that_exports(
     argv = ["train", "--out", str(out), "--epochs", "2", "--units", "8"]
     assert cli.main(argv + ["--layers", "1", "--qat-epochs", "1"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0.0 <= metrics["qat_test_accuracy"] <= 1.0
     model = keras.saving.load_model(out / "model_qat.keras")
     assert isinstance(model, keras_seqrnn.QuantizationAwareClassifier)
+    (_, _), (x_test, y_test) = datasets.load_japanese_vowels()
+    padded, _ = keras_seqrnn.data.pad(x_test)
+    assert metrics["qat_test_accuracy"] == pytest.approx(
+        np.mean(model.predict(padded, verbose=0).argmax(1) == y_test), abs=1e-6
+    )
     capsys.readouterr()
     argv = ["export", str(out / "model_qat.keras"), "--target", "mobile"]
     argv += ["--quantization", "int8", "--out", str(tmp_path / "q.tflite")]
     assert cli.main(argv) == 0
     assert "verification        passed" in capsys.readouterr().out
+
+
+def _write_tsv(path, rows):
+    path.write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def _tsv_rows(rng, count=24, labels=("-1", "1")):
+    rows = []
+    for i in range(count):
+        label = labels[i % len(labels)]
+        sign = 1.0 if label == labels[-1] else -1.0
+        values = [f"{sign + v:.4f}" for v in rng.normal(size=12) * 0.3]
+        rows.append([label, *values])
+    return rows
+
+
+def test_train_without_test_file_holds_out_a_stratified_split(
+    rng, tmp_path, capsys
+):
+    train = _write_tsv(tmp_path / "toy_TRAIN.tsv", _tsv_rows(rng, 40))
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(train), "--out", str(out), "--epochs", "3",
+            "--units", "8"]
+    assert cli.main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["train_sequences"], metrics["test_sequences"]) == (30, 10)
+    assert metrics["test_data"] == f"{train} (25% of it held out, stratified)"
+    assert metrics["label_names"] == ["-1", "1"]
+    assert "25% of it held out, stratified" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("one_class", "every series has the class '1'; a classifier needs"),
+        ("unseen_label", "series 2 has the class '7', which the training file"),
+        ("frame_longer_than_a_series",
+         "series 1 has 12 steps, fewer than one frame (20 steps)"),
+        ("missing_value", "line 3: series 3: step 3, dimension 1 is missing"),
+        ("ragged", "line 2: the line has 11 values, line 1 has 12"),
+        ("all_nan", "line 1: the series has no value (all NaN)"),
+    ],
+)
+def test_bad_data_exits_1_with_one_line_and_writes_nothing(
+    rng, tmp_path, capsys, case, message
+):
+    rows = _tsv_rows(rng)
+    test_rows = _tsv_rows(rng)
+    extra = []
+    if case == "one_class":
+        rows = [["1", *r[1:]] for r in rows]
+    elif case == "unseen_label":
+        test_rows[1][0] = "7"
+    elif case == "frame_longer_than_a_series":
+        extra = ["--frame-length", "20"]
+    elif case == "missing_value":
+        rows[2][3] = "NaN"
+    elif case == "ragged":
+        rows[1] = rows[1][:-1]
+    else:
+        rows[0] = [rows[0][0]] + ["NaN"] * 12
+    train = _write_tsv(tmp_path / "d_TRAIN.tsv", rows)
+    test = _write_tsv(tmp_path / "d_TEST.tsv", test_rows)
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(train), "--test-data", str(test),
+            "--out", str(out), "--epochs", "1", *extra]
+    assert cli.main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("seqrnn: error: ") and message in error
+    assert len(error.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_missing_policy_fills_values(rng, tmp_path, capsys):
+    rows = _tsv_rows(rng)
+    rows[2][3] = "NaN"
+    train = _write_tsv(tmp_path / "d_TRAIN.tsv", rows)
+    argv = ["train", "--data", str(train), "--out", str(tmp_path / "run"),
+            "--epochs", "1", "--units", "4", "--missing", "interpolate"]
+    assert cli.main(argv) == 0
+
+
+class _Poison(keras.callbacks.Callback):
+    """Makes the weights NaN from the start of epoch 2."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            weight = self.model.head.kernel
+            weight.assign(np.full(weight.shape, np.nan, "float32"))
+
+
+def test_divergence_exits_1_and_saves_no_model(rng, tmp_path, monkeypatch,
+                                               capsys):
+    train = _write_tsv(tmp_path / "d_TRAIN.tsv", _tsv_rows(rng))
+    monkeypatch.setattr(
+        recipe, "fit_classifier",
+        functools.partial(recipe.fit_classifier, callbacks=[_Poison()]),
+    )
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(train), "--out", str(out), "--epochs", "3",
+            "--units", "4"]
+    assert cli.main(argv) == 1
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1
+    assert "training diverged in epoch 2: the loss is nan (last finite loss" in error
+    assert "lower the learning rate" in error and "No model was saved" in error
+    assert not (out / "model.keras").exists()
+    # The last good checkpoint stays.
+    state = json.loads((out / "checkpoint.json").read_text())
+    assert state["epoch"] == 1 and (out / state["model"]).exists()

@@ -10,9 +10,10 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_three_notebooks():
+def test_there_are_four_notebooks():
     assert [p.name for p in NOTEBOOKS] == [
-        "01_quickstart.ipynb", "02_gradients.ipynb", "03_edge_export.ipynb"
+        "01_quickstart.ipynb", "02_gradients.ipynb", "03_edge_export.ipynb",
+        "04_ucr_benchmark.ipynb",
     ]
 
 

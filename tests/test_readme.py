@@ -25,5 +25,6 @@ def test_quick_start_runs():
     namespace = {}
     exec(compile(_quick_start(), str(README), "exec"), namespace)
     assert namespace["probabilities"].shape == (370, 9)
-    assert 0.0 <= namespace["accuracy"] <= 1.0
+    # Two epochs: far from trained, far above chance (1 in 9).
+    assert namespace["accuracy"] > 0.3
     np.testing.assert_allclose(namespace["probabilities"].sum(-1), 1, rtol=1e-5)
