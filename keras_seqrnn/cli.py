@@ -452,7 +452,7 @@ def _train(args, argv) -> int:
     if not args.resume:
         run = {key: value for key, value in vars(args).items()
                if key not in ("run", "command", "resume", "out")}
-        recipe.write_json(out / RUN, {**run, "out": str(out)})
+        recipe.write_json(out / RUN, run)
     try:
         result = recipe.fit_classifier(
             train.sequences,
@@ -511,8 +511,7 @@ def _resumed(args):
             f"options; these differ from it: {', '.join(changed)}."
         )
     for key, value in saved.items():
-        if key != "out":
-            setattr(args, key, value)
+        setattr(args, key, value)
     return args
 
 
