@@ -13,8 +13,10 @@ demo: $(INSTALLED) vulkan
 	$(BIN)/seqrnn export runs/demo/model.keras --all \
 	    --qat-model runs/demo/model_qat.keras --out runs/demo/tflite
 
+# Two workers, one test file each at a time (module fixtures are built
+# once): most of the suite is compilation and conversion, one core each.
 test: $(INSTALLED) vulkan
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 vulkan:
 	tools/install_vulkan.sh

@@ -36,6 +36,7 @@ setup(
         "dev": [
             "scikit-learn>=1.5",
             "pytest>=8",
+            "pytest-xdist>=3.5",
             "hypothesis>=6.100",
             "nbclient>=0.10",
             "nbformat>=5.10",

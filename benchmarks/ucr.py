@@ -185,7 +185,12 @@ def _override(text):
     key, _, value = text.partition("=")
     if not value:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, json.loads(value) if value not in ("None", "none") else None
+    if value in ("None", "none"):
+        return key, None
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a bare word: highway=time
 
 
 def main():

@@ -15,6 +15,7 @@ from export.export_config import PRESETS
 from export.export_config import ExportConfig
 from export.export_report import ExportReport
 from export.litert_model import LiteRTModel
+from export.model_file import TFLiteFileError
 
 _NEED_TENSORFLOW = {
     "to_tflite": "export.tflite_export",
@@ -30,6 +31,7 @@ __all__ = [
     "ExportReport",
     "LiteRTModel",
     "QuantizationAwareClassifier",
+    "TFLiteFileError",
     "UnsupportedModelError",
     "quantize_aware",
     "to_tflite",

@@ -2,8 +2,8 @@
 
 The TFLite converter and the LiteRT runtime are C++ that can abort the
 process (a calibrated loop segfaults the converter, int16x8 graphs abort the
-CPU runtime: `../shared/DESIGN.md`). So `to_tflite` does both here, in
-`python -m export.child_process JOB_DIR`, and a crash becomes an
+CPU runtime: `../shared/DESIGN.md`). So `to_tflite` does both here, in a
+child Python process (`main(JOB_DIR)`), and a crash becomes an
 `ExportError` naming the stage that crashed and the signal, instead of a dead
 Python process.
 
@@ -43,19 +43,35 @@ class ExportError(RuntimeError):
         self.report = report
 
 
-def run(job_dir: pathlib.Path, job: dict, timeout: float | None = None):
+DEFAULT_TIMEOUT = 1800.0
+# `python -c` puts the working folder first on `sys.path`, where a user's
+# own `export.py` would shadow this package: the package's own folder
+# replaces it.
+_BOOTSTRAP = (
+    "import sys; sys.path[0] = {root!r}; "
+    "from export.child_process import main; main(sys.argv[1])"
+)
+
+
+def run(job_dir: pathlib.Path, job: dict, timeout: float = DEFAULT_TIMEOUT):
     """Runs `job` in a child process; returns `(results, arrays)`.
 
+    Args:
+        job_dir: the job folder.
+        job: what to do, written to `job.json`.
+        timeout: seconds before the child is killed.
+
     Raises:
-        ExportError: the child failed or crashed; the message names the
-            stage, and the signal or the child's error.
+        ExportError: the child failed, crashed or ran out of time; the
+            message names the stage, and the signal or the child's error.
     """
     job_dir = pathlib.Path(job_dir)
     (job_dir / "job.json").write_text(json.dumps(job))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    root = str(pathlib.Path(__file__).resolve().parent.parent)
     try:
         completed = subprocess.run(
-            [sys.executable, "-m", "export.child_process", str(job_dir)],
+            [sys.executable, "-c", _BOOTSTRAP.format(root=root), str(job_dir)],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -63,8 +79,9 @@ def run(job_dir: pathlib.Path, job: dict, timeout: float | None = None):
         )
     except subprocess.TimeoutExpired:
         raise ExportError(
-            f"The export child process did not finish {_stage(job_dir)} "
-            f"within {timeout} s."
+            f"The export child process was still {_stage(job_dir)} after "
+            f"{timeout:g} s and was stopped; nothing was written (raise "
+            "`timeout` for a large model)."
         ) from None
     if completed.returncode < 0:
         name = signal.Signals(-completed.returncode).name
@@ -178,9 +195,10 @@ def _batches(sequences, lengths, batch_size):
         yield sequences[rows], lengths[rows]
 
 
-if __name__ == "__main__":
+def main(job_dir: str) -> None:
+    """The child's entry point: runs the job in `job_dir`."""
     logging.disable(logging.WARNING)
-    directory = pathlib.Path(sys.argv[1])
+    directory = pathlib.Path(job_dir)
     try:
         _main(directory)
     except Exception as error:  # reported to the parent, one line

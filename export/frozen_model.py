@@ -73,7 +73,23 @@ class FrozenModel:
     def num_classes(self) -> int:
         return int(self.head_kernel.shape[-1])
 
+    def non_finite_weights(self) -> list[str]:
+        """The names of the weight arrays holding NaN or infinity."""
+        return [
+            name
+            for name, value in self._weights().items()
+            if not np.all(np.isfinite(value))
+        ]
+
     def save(self, path: str | pathlib.Path) -> None:
+        arrays = self._weights()
+        arrays["header"] = np.frombuffer(
+            json.dumps(self._header()).encode(), dtype=np.uint8
+        )
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    def _weights(self):
         arrays = {"head_kernel": self.head_kernel, "head_bias": self.head_bias}
         if self.input_scale is not None:
             arrays["input_scale"] = self.input_scale
@@ -86,7 +102,10 @@ class FrozenModel:
                 for field, value in zip(_LAYER_FIELDS, layer):
                     if value is not None:
                         arrays[f"{prefix}layer{i}/{field}"] = value
-        header = {
+        return arrays
+
+    def _header(self):
+        return {
             "num_features": self.num_features,
             "num_layers": len(self.layers),
             "bidirectional": self.backward_layers is not None,
@@ -96,11 +115,6 @@ class FrozenModel:
             "label_names": self.label_names,
             "ranges": self.ranges,
         }
-        arrays["header"] = np.frombuffer(
-            json.dumps(header).encode(), dtype=np.uint8
-        )
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> "FrozenModel":

@@ -68,13 +68,20 @@ class LiteRTModel:
         content = self.path.read_bytes()
         try:
             self.metadata = model_file.read_metadata(content) or {}
-        except ValueError as error:
-            raise ValueError(f"{self.path}: {error}") from None
+        except model_file.TFLiteFileError as error:
+            raise model_file.TFLiteFileError(f"{self.path}: {error}") from None
         if accelerator == "cpu":
-            self._interpreter = interpreter_lib.Interpreter(
-                model_path=str(self.path), num_threads=num_threads
-            )
-            signatures = self._interpreter.get_signature_list()
+            try:
+                self._interpreter = interpreter_lib.Interpreter(
+                    model_content=content, num_threads=num_threads
+                )
+                signatures = self._interpreter.get_signature_list()
+            # A corrupt flatbuffer fails anywhere in LiteRT's reader.
+            except Exception as error:  # noqa: BLE001
+                raise model_file.TFLiteFileError(
+                    f"{self.path}: LiteRT cannot read it ({type(error).__name__}: "
+                    f"{_first_line(error)})."
+                ) from None
             self._check_signature(signatures)
             runner = self._interpreter.get_signature_runner(SIGNATURE)
             details = runner.get_input_details()
@@ -119,7 +126,7 @@ class LiteRTModel:
         if found is None or any(
             set(found[key]) != names for key, names in expected.items()
         ):
-            raise ValueError(
+            raise model_file.TFLiteFileError(
                 f"{self.path} is not a keras_seqrnn export: expected a "
                 f"{SIGNATURE!r} signature with inputs sequences, lengths and "
                 f"output probabilities, found {signatures}."
@@ -132,8 +139,8 @@ class LiteRTModel:
             sequences: a list of `(length, num_features)` arrays, or a padded
                 `(batch, time, num_features)` array.
             lengths: for a padded array, each sequence's length; None takes
-                the steps up to the last one that is not all zeros (the
-                Keras model's masking of zero padding).
+                the steps up to the last one that is not all NaN (the
+                padding of `keras_seqrnn.data.pad`).
         """
         padded, lengths = prepare_sequences(
             sequences, lengths, self.num_features, self.max_length
@@ -360,3 +367,7 @@ def _dequantize(y, quantization):
         return np.asarray(y, np.float32)
     scale, zero_point = quantization
     return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [""])[0]

@@ -7,11 +7,12 @@ import collections
 import dataclasses
 import json
 
-import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.tools import flatbuffer_utils
 
 METADATA_NAME = "keras_seqrnn"
+BUFFER_ALIGNMENT = 16
 _FILE_IDENTIFIER = b"TFL3"
 _OP_NAMES = {
     code: name
@@ -23,6 +24,10 @@ _TYPE_NAMES = {
     for name, code in vars(schema.TensorType).items()
     if not name.startswith("_")
 }
+
+
+class TFLiteFileError(ValueError):
+    """A file that is not a readable TFLite model of this package."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +43,8 @@ class ModelFileInfo:
             `quantization` (scales and zero points), `names` (tensor names)
             and `graph` (the rest: ops, tensors, signatures, metadata).
         num_tensors: tensors over all subgraphs.
+        misaligned_buffers: constant buffers whose data does not start at
+            a multiple of `BUFFER_ALIGNMENT` bytes in the file.
         weights_by_type: dtype name to the bytes of constant buffers of
             that dtype.
         metadata: the `keras_seqrnn` metadata, or None.
@@ -48,6 +55,7 @@ class ModelFileInfo:
     tensor_types: dict
     bytes_by_part: dict
     num_tensors: int
+    misaligned_buffers: int
     weights_by_type: dict
     metadata: dict | None
 
@@ -100,6 +108,7 @@ def describe(model: bytes) -> ModelFileInfo:
             "graph": max(len(model) - weights - quantization - names, 0),
         },
         num_tensors=tensors,
+        misaligned_buffers=_misaligned_buffers(model),
         weights_by_type={k: v for k, v in sorted(weights_by_type.items()) if v},
         metadata=_metadata(parsed),
     )
@@ -145,22 +154,67 @@ def finalize(model: bytes, metadata: dict) -> bytes:
     parsed.metadata = [
         m for m in parsed.metadata or [] if m.name != entry.name
     ] + [entry]
-    builder = flatbuffers.Builder(len(model))
-    builder.Finish(parsed.Pack(builder), file_identifier=_FILE_IDENTIFIER)
-    return bytes(builder.Output())
+    parsed.buffers = [_AlignedBuffer(b) for b in parsed.buffers]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(parsed))
+
+
+class _AlignedBuffer(schema.BufferT):
+    """A buffer whose data starts at a multiple of 16 bytes, as the schema
+    asks (`data:[ubyte] (force_align: 16)`) and mmap loaders and delegates
+    may rely on; the generated object API packs it at any byte."""
+
+    def __init__(self, buffer):
+        super().__init__()
+        self.data, self.offset, self.size = buffer.data, buffer.offset, buffer.size
+
+    def Pack(self, builder):  # noqa: N802 (the generated API's name)
+        if self.data is None or not len(self.data):
+            return super().Pack(builder)
+        raw = np.asarray(self.data, np.uint8).tobytes()
+        builder.Prep(BUFFER_ALIGNMENT, len(raw))
+        data = builder.CreateByteVector(raw)
+        schema.BufferStart(builder)
+        schema.BufferAddData(builder, data)
+        schema.BufferAddOffset(builder, self.offset)
+        schema.BufferAddSize(builder, self.size)
+        return schema.BufferEnd(builder)
+
+
+def _misaligned_buffers(model: bytes) -> int:
+    root = schema.Model.GetRootAs(model, 0)
+    count = 0
+    for i in range(root.BuffersLength()):
+        table = root.Buffers(i)._tab
+        field = table.Offset(4)  # data
+        if field and table.VectorLen(field):
+            count += table.Vector(field) % BUFFER_ALIGNMENT != 0
+    return count
 
 
 def _unpack(model: bytes):
     if len(model) < 8 or model[4:8] != _FILE_IDENTIFIER:
-        raise ValueError("Not a TFLite flatbuffer (no 'TFL3' identifier).")
-    return schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+        raise TFLiteFileError("Not a TFLite flatbuffer (no 'TFL3' identifier).")
+    try:
+        return schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    # Offsets of a truncated or corrupt file point anywhere: struct,
+    # index or type errors from the flatbuffers reader.
+    except Exception as error:  # noqa: BLE001
+        raise TFLiteFileError(
+            f"A truncated or corrupt TFLite flatbuffer ({type(error).__name__}: "
+            f"{error})."
+        ) from None
 
 
 def _metadata(parsed):
     for entry in parsed.metadata or []:
         if entry.name == METADATA_NAME.encode():
-            data = parsed.buffers[entry.buffer].data
-            return json.loads(bytes(bytearray(data)).decode())
+            try:
+                data = parsed.buffers[entry.buffer].data
+                return json.loads(bytes(bytearray(data)).decode())
+            except (IndexError, TypeError, ValueError) as error:
+                raise TFLiteFileError(
+                    f"Its {METADATA_NAME} metadata is unreadable ({error})."
+                ) from None
     return None
 
 

@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 FLOAT32_TOLERANCE = 1e-4
 MIN_AGREEMENT = 0.995
+MIN_INT8_AGREEMENT = 0.95
+# int8 may lose at most this much of the Keras model's accuracy.
+MAX_INT8_ACCURACY_DROP = 0.015
 # Sequences verified when none are given: random, in the training data's
 # units (the inverse of the stored standardization).
 _SYNTHETIC_SEQUENCES = 256
@@ -44,6 +47,7 @@ def to_tflite(
     verification_data=None,
     latency_runs: int = 0,
     seed: int = 0,
+    timeout: float = child_process.DEFAULT_TIMEOUT,
 ) -> ExportReport:
     """Exports a trained classifier to TFLite and verifies it on LiteRT.
 
@@ -86,6 +90,9 @@ def to_tflite(
         latency_runs: if positive, time this many batch-1 calls on one CPU
             thread (and on the GPU for `"gpu"`); the median is reported.
         seed: seed of the random verification sequences.
+        timeout: seconds each child process (conversion and CPU run; the
+            GPU run) may take before it is stopped and the export fails.
+            Default: 1800.
 
     Returns:
         An `ExportReport`.
@@ -96,9 +103,10 @@ def to_tflite(
         FileNotFoundError: the folder of `path` does not exist.
         frozen_model.UnsupportedModelError: the model is not built from
             keras_seqrnn layers the export reads (the layers are named).
-        ExportError: conversion failed, the child process crashed, or the
-            exported model disagrees with Keras (`error.report` holds the
-            report). Nothing is written then.
+        ExportError: the weights are not finite, conversion failed, the
+            child process crashed or ran out of time, or the exported model
+            disagrees with Keras (`error.report` holds the report). Nothing
+            is written then.
     """
     config = _config(target, quantization, max_length, batch_size, io_type)
     path = pathlib.Path(path)
@@ -107,6 +115,12 @@ def to_tflite(
             f"Cannot write {path}: folder {path.parent} does not exist."
         )
     frozen = frozen_lib.freeze(model)
+    non_finite = frozen.non_finite_weights()
+    if non_finite:
+        raise ExportError(
+            f"The model's weights hold NaN or infinity ({', '.join(non_finite)}); "
+            f"nothing was written to {path}."
+        )
     if frozen.ranges and config.quantization != "int8":
         raise ValueError(
             f"Model {model.name!r} is quantization-aware: its weights and "
@@ -193,6 +207,7 @@ def to_tflite(
                 "num_threads": 1,
                 "latency_runs": latency_runs,
             },
+            timeout,
         )
         if config.target == "gpu":
             # A second child: the GPU accelerator cannot start in a process
@@ -204,6 +219,7 @@ def to_tflite(
                     "gpu_optional": True,
                     "latency_runs": latency_runs,
                 },
+                timeout,
             )
             results.update(gpu_results)
             outputs.update(gpu_outputs)
@@ -244,7 +260,9 @@ def to_tflite(
         keras_accuracy=keras_accuracy,
         latency=results.get("latency_cpu"),
         gpu=gpu,
-        failures=_failures(config, probabilities, reference, gpu),
+        failures=_failures(
+            config, probabilities, reference, gpu, accuracy, keras_accuracy
+        ),
     )
     if not report.passed:
         raise ExportError(
@@ -353,21 +371,37 @@ def _compare(probabilities, reference):
     }
 
 
-def _failures(config, probabilities, reference, gpu):
+def _failures(config, probabilities, reference, gpu, accuracy, keras_accuracy):
+    if not np.all(np.isfinite(reference)):
+        return ("the Keras model's probabilities hold NaN or infinity",)
+    if not np.all(np.isfinite(probabilities)):
+        return ("the exported model's probabilities hold NaN or infinity",)
     failures = []
     measured = _compare(probabilities, reference)
     if config.quantization is None:
-        if measured["max_abs_diff"] >= FLOAT32_TOLERANCE:
+        if not measured["max_abs_diff"] < FLOAT32_TOLERANCE:
             failures.append(
                 f"float32 max |dprob| {measured['max_abs_diff']:.2e} >= "
                 f"{FLOAT32_TOLERANCE:.0e}"
             )
-    elif config.quantization in ("float16", "dynamic"):
-        if measured["agreement"] < MIN_AGREEMENT:
+    else:
+        minimum = MIN_INT8_AGREEMENT if config.quantization == "int8" else MIN_AGREEMENT
+        if measured["agreement"] < minimum:
             failures.append(
-                f"top-1 agreement {measured['agreement']:.2%} < "
-                f"{MIN_AGREEMENT:.1%}"
+                f"top-1 agreement {measured['agreement']:.2%} < {minimum:.1%}"
             )
+    if (
+        config.quantization == "int8"
+        and accuracy is not None
+        and accuracy < keras_accuracy - MAX_INT8_ACCURACY_DROP
+    ):
+        failures.append(
+            f"int8 accuracy {accuracy:.2%} is more than "
+            f"{100 * MAX_INT8_ACCURACY_DROP:.1f} points below Keras' "
+            f"{keras_accuracy:.2%}"
+        )
+    if gpu is not None and not np.isfinite(gpu.get("max_abs_diff", 0.0)):
+        failures.append("the GPU accelerator's probabilities hold NaN or infinity")
     if gpu is not None and gpu.get("fully_accelerated") is False:
         failures.append("the GPU accelerator did not take every op")
     return tuple(failures)

@@ -29,6 +29,8 @@ from keras_seqrnn import training as training
 from keras_seqrnn.recipe import FitResult as FitResult
 from keras_seqrnn.recipe import TrainingDivergedError as TrainingDivergedError
 from keras_seqrnn.recipe import fit_classifier as fit_classifier
+from keras_seqrnn.saving import ModelFileError as ModelFileError
+from keras_seqrnn.saving import load_classifier as load_classifier
 from keras_seqrnn.training_plan import DataFingerprint as DataFingerprint
 from keras_seqrnn.training_plan import TrainingPlan as TrainingPlan
 from keras_seqrnn.training_plan import plan_training as plan_training
@@ -41,6 +43,7 @@ __all__ = [
     "DataFingerprint",
     "FitResult",
     "HighwayStackedRNN",
+    "ModelFileError",
     "QuantizationAwareClassifier",
     "SeqRNNClassifier",
     "SequenceClassifier",
@@ -49,6 +52,7 @@ __all__ = [
     "WeightSharedRNNCell",
     "build_classifier",
     "fit_classifier",
+    "load_classifier",
     "plan_training",
     "data",
     "datasets",

@@ -20,6 +20,7 @@ from keras_seqrnn import atomic
 from keras_seqrnn import data
 from keras_seqrnn import datasets
 from keras_seqrnn import recipe
+from keras_seqrnn import saving
 from keras_seqrnn import training
 from keras_seqrnn import training_plan
 from keras_seqrnn.highway_stacked_rnn import HIGHWAY_MODES
@@ -229,6 +230,12 @@ def _parser() -> argparse.ArgumentParser:
         type=pathlib.Path,
         help="with --all: also export this quantization-aware model "
         "(model_qat.keras of `seqrnn train --qat-epochs`) as int8",
+    )
+    export.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=1800.0,
+        help="seconds each conversion or LiteRT check may take",
     )
     _add_data_arguments(export)
     export.set_defaults(run=_export)
@@ -656,17 +663,10 @@ def _quantization_aware(args, result, metrics, train, test):
     ]
 
 
-def _load_model(path):
-    if not path.is_file():
-        raise DataError(f"{path}: no such model file.")
-    model = keras.saving.load_model(path)
-    if not isinstance(model, SequenceClassifier):
-        raise DataError(f"{path}: not a keras_seqrnn SequenceClassifier.")
-    return model
 
 
 def _evaluate(args, argv) -> int:
-    model = _load_model(args.model)
+    model = saving.load_classifier(args.model)
     names = model.label_names or [str(k) for k in range(model.num_classes)]
     if args.data in BUNDLED_DATA or args.test_data is not None:
         _, test, label_names = _load_splits(
@@ -703,7 +703,7 @@ def _evaluate(args, argv) -> int:
 
 
 def _predict(args, argv) -> int:
-    model = _load_model(args.model)
+    model = saving.load_classifier(args.model)
     dataset = datasets.load_dataset(args.file, missing=args.missing)
     _check_features(dataset, args.file, model.num_features, "the model takes")
     names = model.label_names or [str(k) for k in range(model.num_classes)]
@@ -717,6 +717,12 @@ def _export(args, argv) -> int:
     # Imported here: the export package is not the training's concern.
     import export as export_lib
 
+    if not hasattr(export_lib, "to_tflite"):
+        origin = getattr(export_lib, "__file__", None) or "a folder `export`"
+        raise DataError(
+            f"{origin} shadows keras_seqrnn's export package: "
+            "rename it or run from another folder."
+        )
     try:
         return _export_model(export_lib, args)
     except (ValueError, export_lib.ExportError) as error:
@@ -724,7 +730,7 @@ def _export(args, argv) -> int:
 
 
 def _export_model(export_lib, args) -> int:
-    model = _load_model(args.model)
+    model = saving.load_classifier(args.model)
     train, test, _ = _load_splits(args.data, args.test_data, args.missing)
     max_length = args.max_length or max(
         len(s) for split in (train, test) for s in split.sequences
@@ -732,6 +738,7 @@ def _export_model(export_lib, args) -> int:
     common = {
         "representative_data": train.sequences,
         "verification_data": (test.sequences, test.labels),
+        "timeout": args.timeout,
     }
     if not args.all:
         unrolled = args.target != "cpu"
@@ -770,11 +777,12 @@ def _export_model(export_lib, args) -> int:
             "mobile-int8", max_length=max_length
         )
         report = export_lib.to_tflite(
-            _load_model(args.qat_model),
+            saving.load_classifier(args.qat_model),
             args.out / "mobile-int8-qat.tflite",
             config,
             verification_data=common["verification_data"],
             latency_runs=200,
+            timeout=args.timeout,
         )
         reports["mobile-int8-qat"] = report.to_dict()
         rows.append(_summary_row(config, report, "int8 (QAT)"))
@@ -859,7 +867,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args, argv)
-    except (DataError, datasets.DataFormatError, OSError) as error:
+    except (
+        DataError,
+        datasets.DataFormatError,
+        saving.ModelFileError,
+        OSError,
+    ) as error:
         print(f"seqrnn: error: {error}", file=sys.stderr)
         return 1
 

@@ -21,7 +21,6 @@ import functools
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow_model_optimization.quantization.keras import quantizers
 
 from keras_seqrnn import classifier_forward
 from keras_seqrnn import recurrence
@@ -124,6 +123,10 @@ class QuantizationAwareClassifier(SequenceClassifier):
         }
 
     def _quantizer_for(self, name):
+        # Imported here: tfmot imports tf_keras (Keras 2), which every
+        # process would otherwise load for QAT alone.
+        from tensorflow_model_optimization.quantization.keras import quantizers
+
         if name.endswith("kernel"):
             return quantizers.LastValueQuantizer(
                 num_bits=8, per_axis=False, symmetric=True, narrow_range=True

@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_seqrnn import atomic
 from keras_seqrnn import data
+from keras_seqrnn import saving
 from keras_seqrnn.sequence_classifier import SequenceClassifier
 from keras_seqrnn.sequence_classifier import build_classifier
 from keras_seqrnn.training_plan import TrainingPlan
@@ -369,7 +370,7 @@ class _Checkpoint:
                 f"{self.folder}: the checkpoint was written with another "
                 f"plan (differing: {', '.join(changed)})."
             )
-        model = keras.saving.load_model(self.folder / state["model"])
+        model = saving.load_classifier(self.folder / state["model"])
         for variable, value in zip(
             random_states(model), state["random_states"], strict=True
         ):
@@ -382,7 +383,7 @@ class _Checkpoint:
         best = self.state.get("best_model")
         if best is None:
             return None
-        return keras.saving.load_model(self.folder / best).get_weights()
+        return saving.load_classifier(self.folder / best).get_weights()
 
     def save(self, model, history, best_epoch):
         epoch = len(history)

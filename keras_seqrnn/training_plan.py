@@ -195,13 +195,15 @@ def plan_training(
       `ceil(max_length / 50)`, but no longer than the shortest series.
     - `batch_size`: a tenth of the training series, rounded down to a power
       of two, between 4 and 32.
+    - `learning_rate`: 3e-3, times `batch_size / 16` below 16 (smaller
+      batches have noisier gradients).
     - `epochs`: about 2,000 optimizer steps whatever the number of series,
       and at least 5 epochs.
     - `random_crop`: 0.2, every epoch shows each series as a random window
       of 80 to 100 % of it.
     - the rest (64 units, 2 layers, both directions, the last and mean
-      outputs, dropout 0.1, label smoothing 0.1, AdamW at 3e-3 with weight
-      decay 0.01, clipping at 1.0) as `TrainingPlan`'s defaults.
+      outputs, dropout 0.1, label smoothing 0.1, AdamW with weight decay
+      0.01, clipping at 1.0) as `TrainingPlan`'s defaults.
 
     Args:
         sequences: the training series, `(length, features)` arrays.

@@ -44,3 +44,13 @@ def random_sequences(rng, count, max_length=MAX_LENGTH, features=12):
         (rng.standard_normal((n, features)) * 3.0).astype(np.float32)
         for n in lengths
     ]
+
+
+def jittered_sequences(rng, sequences, count, noise=0.1):
+    """Fresh sequences from the data's distribution: randomly chosen ones
+    with noise of `noise` times each feature's standard deviation added."""
+    scale = noise * np.concatenate(sequences).std(axis=0)
+    return [
+        (sequences[i] + rng.normal(size=sequences[i].shape) * scale).astype(np.float32)
+        for i in rng.choice(len(sequences), count, replace=False)
+    ]

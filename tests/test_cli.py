@@ -2,6 +2,7 @@ import functools
 import json
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -408,3 +409,76 @@ def test_divergence_exits_1_and_saves_no_model(rng, tmp_path, monkeypatch,
     # The last good checkpoint stays.
     state = json.loads((out / "checkpoint.json").read_text())
     assert state["epoch"] == 1 and (out / state["model"]).exists()
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """An untrained 2-feature classifier of the toy `.ts` files, saved."""
+    path = tmp_path_factory.mktemp("small") / "small.keras"
+    model = keras_seqrnn.build_classifier(2, 2, units=4, num_layers=1,
+                                          label_names=["down", "up"])
+    model.build((None, None, 2))
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export"])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("random_bytes", "not a .keras file (not a zip archive"),
+        ("truncated", "not a .keras file (not a zip archive"),
+        ("empty_zip", "Keras cannot load it"),
+        ("plain_keras_model", "a Sequential, not a keras_seqrnn SequenceClassifier"),
+    ],
+)
+def test_unreadable_model_files_exit_1_with_one_line(
+    rng, tmp_path, capsys, small_model, command, damage, message
+):
+    path = tmp_path / "model.keras"
+    if damage == "random_bytes":
+        path.write_bytes(rng.bytes(3000))
+    elif damage == "truncated":
+        content = small_model.read_bytes()
+        path.write_bytes(content[: len(content) // 2])
+    elif damage == "empty_zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("config.json", "{")
+    else:
+        keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(path)
+    data = _write_ts(tmp_path / "toy.ts", rng)
+    argv = {
+        "evaluate": ["evaluate", str(path), "--data", str(data)],
+        "predict": ["predict", str(path), str(data)],
+        "export": ["export", str(path), "--out", str(tmp_path / "m.tflite"),
+                   "--data", str(data)],
+    }[command]
+    assert cli.main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"seqrnn: error: {path}: ") and message in error
+    assert len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "m.tflite").exists()
+
+
+# An untrained model's optimizer has no variables to load.
+@pytest.mark.filterwarnings("ignore:Skipping variable loading")
+def test_evaluate_with_other_features_exits_1(rng, tmp_path, capsys, small_model):
+    data = _write_tsv(tmp_path / "narrow.tsv", _tsv_rows(rng, labels=("down", "up")))
+    assert cli.main(["evaluate", str(small_model), "--data", str(data)]) == 1
+    error = capsys.readouterr().err
+    assert "1 feature" in error and "the model takes 2" in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_an_export_module_in_the_working_folder_is_named(tmp_path, small_model):
+    (tmp_path / "export.py").write_text("VALUE = 1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_seqrnn.cli", "export", str(small_model),
+         "--out", str(tmp_path / "m.tflite")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"seqrnn: error: {tmp_path / 'export.py'} shadows keras_seqrnn's "
+        "export package: rename it or run from another folder."
+    )

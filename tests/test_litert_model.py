@@ -1,8 +1,12 @@
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 import keras_seqrnn
 from export import LiteRTModel
+from export import TFLiteFileError
 from export import frozen_model
 from export import graph
 from export import litert_model
@@ -110,7 +114,30 @@ def test_other_files_are_refused(tmp_path, models):
         LiteRTModel(paths["loop"], accelerator="npu")
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a model at all")
-    with pytest.raises(ValueError, match="Not a TFLite flatbuffer"):
+    with pytest.raises(TFLiteFileError, match=f"{junk}: Not a TFLite flatbuffer"):
         LiteRTModel(junk)
     with pytest.raises(FileNotFoundError):
         LiteRTModel(tmp_path / "missing.tflite")
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_fuzzed_files_load_or_raise_a_tflite_file_error(models, tmp_path_factory, data):
+    """Truncated, overwritten and random files either load or raise
+    `TFLiteFileError` naming the file: never another exception."""
+    _, paths = models
+    blob = bytearray(paths[data.draw(st.sampled_from(["loop", "unrolled"]))].read_bytes())
+    damage = data.draw(st.sampled_from(["truncate", "overwrite", "random"]))
+    if damage == "truncate":
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    elif damage == "overwrite":
+        for _ in range(data.draw(st.integers(1, 16))):
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    else:
+        blob = bytearray(data.draw(st.binary(max_size=400)))
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.tflite"
+    path.write_bytes(bytes(blob))
+    try:
+        LiteRTModel(path)
+    except TFLiteFileError as error:
+        assert str(error).startswith(str(path))

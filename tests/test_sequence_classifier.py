@@ -188,13 +188,17 @@ def test_fit_logs_grad_norm_and_saves(rng, tmp_path):
         shuffle=False,
         verbose=0,
         callbacks=[keras.callbacks.LambdaCallback(
-            on_train_batch_end=lambda batch, logs: batch_logs.append(logs))],
+            on_train_batch_end=lambda batch, logs: batch_logs.append((batch, logs)))],
     )
     logs = history.history
     assert {"loss", "accuracy", "grad_norm", "grad_norm_max", "clipped"} <= set(logs)
-    assert all({"grad_norm", "clipped"} <= set(b) for b in batch_logs)
+    assert all({"grad_norm", "clipped"} <= set(b) for _, b in batch_logs)
     assert all(m >= n > 0 for m, n in zip(logs["grad_norm_max"], logs["grad_norm"]))
-    assert all(0 <= c <= 1 for c in logs["clipped"])
+    # The first step of an epoch: its own norm, clipped exactly when it
+    # exceeds clip_norm.
+    firsts = [b for i, b in batch_logs if i == 0]
+    assert len(firsts) == 6
+    assert [f["clipped"] for f in firsts] == [float(f["grad_norm"] > 0.5) for f in firsts]
     assert logs["accuracy"][-1] > 0.85
     path = tmp_path / "model.keras"
     model.save(path)
@@ -233,25 +237,52 @@ def test_evaluate_has_no_gradient_logs(rng):
     assert set(logs) == {"loss", "accuracy"}
 
 
-def test_callbacks_class_and_sample_weights(rng, tmp_path):
+def test_callbacks_take_effect(rng, tmp_path):
     sequences, labels = _separable(rng, count=32)
     padded, _ = data.pad(sequences)
     model = build_classifier(4, 2, units=4)
     model.compile(keras.optimizers.Adam(0.01), metrics=["accuracy"])
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="loss", patience=1),
-        keras.callbacks.ModelCheckpoint(tmp_path / "best.keras"),
-        keras.callbacks.TensorBoard(tmp_path / "logs"),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    model.fit(padded, labels, epochs=2, class_weight={0: 1.0, 1: 3.0},
-              callbacks=callbacks, verbose=0)
-    model.fit(padded, labels, sample_weight=np.linspace(0.5, 1.5, 32),
-              epochs=1, verbose=0)
-    assert (tmp_path / "best.keras").exists()
-    assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
+    history = model.fit(
+        padded, labels, epochs=10, verbose=0,
+        callbacks=[
+            # No epoch improves the loss by 10: training stops after 2.
+            keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10),
+            keras.callbacks.ModelCheckpoint(tmp_path / "last.keras"),
+            keras.callbacks.TensorBoard(tmp_path / "logs"),
+        ],
+    )
+    assert len(history.history["loss"]) == 2
+    saved = keras.saving.load_model(tmp_path / "last.keras")
+    for a, b in zip(saved.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    events = next((tmp_path / "logs" / "train").glob("events.out.tfevents.*"))
+    tags = {
+        value.tag
+        for event in tf.compat.v1.train.summary_iterator(str(events))
+        for value in event.summary.value
+    }
+    assert {"epoch_loss", "epoch_grad_norm", "epoch_clipped"} <= tags
 
 
+@pytest.mark.parametrize("weighting", ["class_weight", "sample_weight"])
+def test_class_and_sample_weights_shift_the_prediction(rng, weighting):
+    """On labels that the sequences do not predict, weighting class 1 (or
+    zeroing class 0's samples) moves the learned prior towards class 1."""
+    sequences = _sequences(rng, count=64)
+    labels = np.arange(64) % 2
+    padded, _ = data.pad(sequences)
+    weights = {
+        "class_weight": {"class_weight": {0: 1.0, 1: 4.0}},
+        "sample_weight": {"sample_weight": (labels == 1).astype("float32")},
+    }[weighting]
+    priors = []
+    for kwargs in ({}, weights):
+        model = build_classifier(4, 2, units=4, seed=0)
+        model.compile(keras.optimizers.Adam(0.03))
+        model.fit(padded, labels, epochs=15, batch_size=16, shuffle=False,
+                  verbose=0, **kwargs)
+        priors.append(float(model.predict(padded, verbose=0)[:, 1].mean()))
+    assert priors[0] < 0.65 and priors[1] > 0.7, priors
 @pytest.mark.parametrize(
     "kwargs,message",
     [
@@ -316,20 +347,29 @@ def test_invalid_compile_and_inputs(rng):
         model(tf.zeros((2, 4)))
 
 
-def test_input_noise_only_in_training_and_only_on_real_steps(rng):
-    sequences = _sequences(rng)
+def test_input_noise_only_in_training_and_only_on_real_steps(rng, monkeypatch):
+    sequences = [s for s in _sequences(rng) if len(s) % 2] or _sequences(rng)[:1]
     padded, _ = data.pad(sequences)
-    noisy = build_classifier(4, 3, units=5, input_noise=0.5, seed=3)
+    kwargs = dict(units=5, frame_length=2, seed=3)
+    noisy = build_classifier(4, 3, input_noise=0.5, **kwargs)
+    plain = build_classifier(4, 3, **kwargs)
+    plain.build((None, None, 4))
+    plain.set_weights(noisy.get_weights())
     np.testing.assert_array_equal(
-        noisy.compute_logits(padded), noisy.compute_logits(padded)
+        noisy.compute_logits(padded), plain.compute_logits(padded)
     )
     drawn = noisy._input_noise(tf.constant(padded))
     again = noisy._input_noise(tf.constant(padded))
     np.testing.assert_array_equal(drawn, again)  # keyed by (seed, step)
     assert abs(float(tf.math.reduce_std(drawn)) - 0.5) < 0.05
-    assert not np.allclose(
+    # A constant "noise" of 3 on the real steps only: the last frame of
+    # each odd-length sequence is completed with a noise-free zero step.
+    monkeypatch.setattr(noisy, "_input_noise", lambda x: tf.fill(tf.shape(x), 3.0))
+    shifted = [s + 3.0 for s in sequences]  # no standardization here
+    np.testing.assert_allclose(
         noisy.compute_logits(padded, training=True),
-        noisy.compute_logits(padded),
+        plain.compute_logits(data.pad(shifted)[0]),
+        atol=1e-5,
     )
     with pytest.raises(ValueError, match="`input_noise`.*non-negative"):
         build_classifier(4, 3, input_noise=-0.1)

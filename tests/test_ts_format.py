@@ -299,3 +299,30 @@ def test_empty_file(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="Absent_TRAIN.ts"):
         load_ts(tmp_path / "Absent_TRAIN.ts")
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_fuzzed_files_load_or_raise_a_format_error(tmp_path_factory, data):
+    """Mutated lines of a real file and random bytes either load or raise
+    `TsFormatError`, naming the file (and line): never another exception."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    cases = [
+        format_case(rng.normal(size=(rng.integers(1, 6), 2)), label)
+        for label in ("cat", "dog", "cat")
+    ]
+    blob = bytearray(("\n".join(HEADER + tuple(cases)) + "\n").encode())
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(blob) - 1))
+        blob[position] = data.draw(st.sampled_from(b":,\n@?\xff-.eN0a \r\t"))
+    if data.draw(st.booleans()):
+        blob = bytearray(data.draw(st.binary(max_size=200)))
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.ts"
+    path.write_bytes(bytes(blob))
+    missing = data.draw(st.sampled_from(["error", "interpolate", "ffill"]))
+    try:
+        dataset = load_ts(path, missing=missing)
+    except TsFormatError as error:
+        assert str(error).startswith(str(path))
+    else:
+        assert all(np.isfinite(s).all() and len(s) for s in dataset.sequences)
