@@ -11,6 +11,11 @@ from keras_seqrnn.validation import check_positive_int
 from keras_seqrnn.validation import check_rate
 
 
+# Above this size the padded training data is not held as one constant:
+# batches are padded as they are drawn (`epochs_dataset`).
+TABLE_BYTES = 256 * 2**20
+
+
 def pad(
     sequences: list[np.ndarray] | np.ndarray,
     max_length: int | None = None,
@@ -94,14 +99,17 @@ def feature_statistics(
     >>> mean.round(3).tolist(), variance.round(3).tolist()
     ([0.667, 0.667, 0.667], [0.222, 0.222, 0.222])
     """
-    steps = np.concatenate(check_sequences(sequences)).astype("float64")
-    if not len(steps):
+    sequences = check_sequences(sequences)
+    count = sum(len(sequence) for sequence in sequences)
+    if not count:
         raise ValueError(
             "Received an invalid value for argument `sequences`, expected at "
             "least one time step in all, got only empty sequences."
         )
-    variance = steps.var(axis=0)
-    return steps.mean(axis=0), np.where(variance > 0, variance, 1.0)
+    # Two passes, sequence by sequence: no copy of the whole data set.
+    mean = sum(s.sum(axis=0, dtype="float64") for s in sequences) / count
+    variance = sum(np.square(s - mean).sum(axis=0) for s in sequences) / count
+    return mean, np.where(variance > 0, variance, 1.0)
 
 
 def mask_from_lengths(lengths: np.ndarray, max_length: int) -> np.ndarray:
@@ -278,6 +286,21 @@ def bucketed_dataset(
     return _with_cardinality(batches(order), num_batches)
 
 
+def count_batches(
+    sequences: list[np.ndarray] | np.ndarray, batch_size: int, **bucketing
+) -> int:
+    """The batches of one pass of `bucketed_dataset` (and of each epoch of
+    `epochs_dataset`) over `sequences`, counted without building them.
+
+    Args:
+        sequences: as for `bucketed_dataset`.
+        batch_size: positive integer, sequences per batch.
+        **bucketing: other arguments of `bucketed_dataset`
+            (`bucket_boundaries`, `drop_remainder`, ...).
+    """
+    return _bucketing(sequences, None, batch_size, **bucketing)[1]
+
+
 def epochs_dataset(
     sequences: list[np.ndarray] | np.ndarray,
     labels: np.ndarray,
@@ -293,7 +316,9 @@ def epochs_dataset(
     The order of epoch `e` (and its crops) depends only on `seed` and `e`,
     so a run resumed at epoch `e` sees the very batches an uninterrupted run
     sees. Pass the dataset to `fit` with `steps_per_epoch`, `epochs` and
-    `initial_epoch`.
+    `initial_epoch`. Data sets whose padded copy would exceed `TABLE_BYTES`
+    (256 MiB) are padded batch by batch as training draws them, from the
+    arrays given: memory holds them once, whatever their number.
 
     With `random_crop` c > 0, every epoch shows each sequence of length L
     as a window of `round(u L)` consecutive steps (at least one), `u` drawn
@@ -362,7 +387,10 @@ def _bucketing(
     batches of one pass over them; `planned(orders)` makes the same batches
     of passes in orders known in advance (a `(passes, num_sequences)`
     array), batch by batch rather than sequence by sequence, which is
-    several times faster.
+    several times faster: gathered from one padded constant when it takes
+    at most `TABLE_BYTES`, else padded in NumPy as each batch is drawn
+    (about a fifth slower on small batches, but holding no copy of the
+    data and putting none in a graph).
     """
     sequences = check_sequences(sequences)
     check_positive_int("batch_size", batch_size)
@@ -446,24 +474,30 @@ def _bucketing(
         plans = [
             _plan(order, buckets, batch_size, drop_remainder) for order in orders
         ]
-        members = [batch for plan in plans for batch in plan]
-        sizes = np.array([len(batch) for batch in members], np.int32)
-        indices = np.zeros((len(members), batch_size), np.int32)
-        windows = np.zeros((len(members), batch_size, 2), np.int32)
-        passes = [p for p, plan in enumerate(plans) for _ in plan]
-        for row, window, batch, p in zip(indices, windows, members, passes):
-            row[: len(batch)] = batch
-            if crops is not None:
-                window[: len(batch)] = crops[p, batch]
+        members = [(p, batch) for p, plan in enumerate(plans) for batch in plan]
         if pad_to_length is not None:
             widths = np.full(len(members), pad_to_length, np.int32)
         elif pad_to_bucket_boundary:
             widths = np.array(
-                [bucket_boundaries[buckets[b[0]]] - 1 for b in members], np.int32
+                [bucket_boundaries[buckets[b[0]]] - 1 for _, b in members], np.int32
             )
         else:
-            widths = np.array([lengths[b].max() for b in members], np.int32)
+            widths = np.array([lengths[b].max() for _, b in members], np.int32)
+        features = sequences[0].shape[-1]
         width = int(widths.max()) if len(widths) else int(lengths.max())
+        if len(sequences) * width * features * 4 <= TABLE_BYTES:
+            return _from_table(members, widths, width, crops)
+        return _streamed(members, widths, features, crops)
+
+    def _from_table(members, widths, width, crops):
+        # The whole padded data set as one constant: the fastest input.
+        sizes = np.array([len(batch) for _, batch in members], np.int32)
+        indices = np.zeros((len(members), batch_size), np.int32)
+        windows = np.zeros((len(members), batch_size, 2), np.int32)
+        for row, window, (p, batch) in zip(indices, windows, members):
+            row[: len(batch)] = batch
+            if crops is not None:
+                window[: len(batch)] = crops[p, batch]
         table, _ = pad(sequences, max_length=width, value=pad_value)
         table = tf.constant(table)
         targets = None if labels is None else tf.constant(np.asarray(labels))
@@ -489,6 +523,31 @@ def _bucketing(
         return tf.data.Dataset.from_tensor_slices(
             (indices, sizes, widths, windows)
         ).map(batch)
+
+    def _streamed(members, widths, features, crops):
+        # Each batch padded when it is drawn, from the caller's arrays: the
+        # data is held once, whatever its size, and no constant of it
+        # enters a graph.
+        targets = None if labels is None else np.asarray(labels)
+
+        def generate():
+            for (p, batch), width in zip(members, widths):
+                x = np.full((len(batch), width, features), pad_value, np.float32)
+                for row, index in zip(x, batch):
+                    sequence = sequences[index]
+                    if crops is not None:
+                        start, kept = crops[p, index]
+                        sequence = sequence[start : start + kept]
+                    row[: len(sequence)] = sequence
+                yield x if targets is None else (x, targets[batch])
+
+        spec = tf.TensorSpec((None, pad_to_length, features), tf.float32)
+        if targets is not None:
+            spec = (
+                spec,
+                tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)),
+            )
+        return tf.data.Dataset.from_generator(generate, output_signature=spec)
 
     return batches, int(num_batches.sum()), planned
 

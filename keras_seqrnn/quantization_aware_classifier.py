@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_seqrnn import classifier_forward
+from keras_seqrnn import data
 from keras_seqrnn import recurrence
 from keras_seqrnn.sequence_classifier import SequenceClassifier
 
@@ -212,10 +213,11 @@ def quantize_aware(
 
     Args:
         model: a trained `keras_seqrnn.SequenceClassifier`.
-        calibration_data: None, or padded sequences `(batch, time,
-            features)`: the activation ranges start at the min and max seen
-            on them, rather than at tfmot's [-6, 6], which moving averages
-            leave slowly.
+        calibration_data: None, padded sequences `(batch, time,
+            features)` or a list of `(time, features)` arrays: the
+            activation ranges start at the min and max seen on them, rather
+            than at tfmot's [-6, 6], which moving averages leave slowly.
+            They are read in chunks of 256, so any number will do.
 
     Returns:
         A built `QuantizationAwareClassifier` with the model's weights,
@@ -251,11 +253,11 @@ def quantize_aware(
         if source is not None:
             target.set_weights(source.get_weights())
     if calibration_data is not None:
-        _calibrate(qat, np.asarray(calibration_data, np.float32))
+        _calibrate(qat, calibration_data)
     return qat
 
 
-def _calibrate(model, sequences):
+def _calibrate(model, sequences, chunk=256):
     observed = {}
 
     def observe(name, tensor):
@@ -267,7 +269,11 @@ def _calibrate(model, sequences):
         observed[name] = (low, high)
         return tensor
 
-    model._forward(*model._zero_padded(sequences), observe)
+    for start in range(0, len(sequences), chunk):
+        part = sequences[start : start + chunk]
+        if not isinstance(part, np.ndarray):
+            part, _ = data.pad(part)
+        model._forward(*model._zero_padded(np.asarray(part, np.float32)), observe)
     for name, quantizer in model._quantizers.items():
         if name.endswith("kernel") or not quantizer.learned:
             continue

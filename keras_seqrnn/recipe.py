@@ -99,7 +99,7 @@ def new_classifier(
         frame_length=plan.frame_length,
         training_plan=plan.to_dict(),
     )
-    steps = _batches(sequences, plan.batch_size)
+    steps = data.count_batches(sequences, plan.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         plan.learning_rate, decay_steps=max(plan.epochs * steps, 1)
     )
@@ -262,14 +262,14 @@ def fit_quantization_aware(
     """
     from keras_seqrnn.quantization_aware_classifier import quantize_aware
 
-    padded, _ = data.pad(sequences)
-    qat = quantize_aware(model, calibration_data=padded)
+    qat = quantize_aware(model, calibration_data=sequences)
     qat.compile(
         keras.optimizers.Adam(plan.learning_rate / 10),
         metrics=["accuracy"],
         clip_norm=plan.clip_norm,
         label_smoothing=plan.label_smoothing,
     )
+    padded, _ = data.pad(sequences)
     qat.fit(
         padded,
         np.asarray(labels),
@@ -316,10 +316,6 @@ def check_training_data(sequences, labels, num_classes: int,
             f"one frame ({plan.frame_length} steps); use a frame_length of at "
             f"most {lengths.min()}."
         )
-
-
-def _batches(sequences, batch_size):
-    return int(data.bucketed_dataset(sequences, None, batch_size).cardinality())
 
 
 def _steps_per_execution(steps: int, largest: int = 16) -> int:

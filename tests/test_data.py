@@ -328,9 +328,15 @@ def test_pad_to_length_is_checked(rng):
     ],
     ids=["own_length", "bucket_boundary", "pad_to_length", "drop_remainder"],
 )
-def test_planned_batches_are_bucket_by_sequence_length_batches(rng, options):
+@pytest.mark.parametrize("streamed", [False, True], ids=["table", "streamed"])
+def test_planned_batches_are_bucket_by_sequence_length_batches(
+    rng, options, streamed, monkeypatch
+):
     # epochs_dataset plans its batches in NumPy, batch by batch; they must be
-    # the very batches tf.data's bucket_by_sequence_length makes.
+    # the very batches tf.data's bucket_by_sequence_length makes, from one
+    # padded constant or padded as they are drawn.
+    if streamed:
+        monkeypatch.setattr(data_lib, "TABLE_BYTES", 0)
     _, sequences, labels = _labelled_sequences(rng, 203)
     batches, steps, planned = data_lib._bucketing(sequences, labels, 16, **options)
     order = rng.permutation(203)
@@ -340,3 +346,20 @@ def test_planned_batches_are_bucket_by_sequence_length_batches(rng, options):
     for (x, y), (x_want, y_want) in zip(got, want):
         np.testing.assert_array_equal(y, y_want)
         np.testing.assert_array_equal(x, x_want)
+
+
+def test_streamed_epochs_are_the_table_epochs(rng, monkeypatch):
+    """Random crops, several epochs, a resumed start: the same batches
+    whether the data is one constant or padded batch by batch."""
+    _, sequences, labels = _labelled_sequences(rng, 97)
+    kwargs = dict(epochs=3, initial_epoch=1, seed=5, random_crop=0.3,
+                  pad_to_length=40)
+    table, steps = data_lib.epochs_dataset(sequences, labels, 8, **kwargs)
+    monkeypatch.setattr(data_lib, "TABLE_BYTES", 0)
+    streamed, same_steps = data_lib.epochs_dataset(sequences, labels, 8, **kwargs)
+    assert steps == same_steps
+    pairs = list(zip(table, streamed, strict=True))
+    assert len(pairs) == 2 * steps
+    for (x, y), (x_streamed, y_streamed) in pairs:
+        np.testing.assert_array_equal(y, y_streamed)
+        np.testing.assert_array_equal(x, x_streamed)

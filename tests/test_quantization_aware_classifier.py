@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -178,3 +182,17 @@ def test_bad_input(trained, fine_tuned, tmp_path):
     with pytest.raises(ValueError, match="exports only with target='mobile', quantization='int8'"):
         export.to_tflite(qat, tmp_path / "q.tflite", "cpu-float16")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_importing_the_package_loads_neither_tfmot_nor_keras_2():
+    script = (
+        "import sys, keras_seqrnn, export\n"
+        "print(sorted(m for m in ('tensorflow_model_optimization', 'tf_keras')"
+        " if m in sys.modules))\n"
+    )
+    # A fresh process's environment: this one's TensorFlow has set
+    # variables (TF2_BEHAVIOR, ...) under which its loader imports tf_keras.
+    env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    completed = subprocess.run([sys.executable, "-c", script], env=env,
+                               capture_output=True, text=True, check=True)
+    assert completed.stdout.strip().splitlines()[-1] == "[]"
