@@ -62,12 +62,8 @@ def japanese_vowels_shaped(count, seed=0):
     return sequences, labels
 
 
-def keras_simple_rnn(layers, jit_compile, steps_per_execution=1):
-    inputs = keras.Input((None, FEATURES))
-    x = keras.layers.Masking()(inputs)
-    for i in range(layers):
-        x = keras.layers.SimpleRNN(64, return_sequences=i < layers - 1)(x)
-    model = keras.Model(inputs, keras.layers.Dense(CLASSES, activation="softmax")(x))
+def _compiled(model, jit_compile, steps_per_execution):
+    """A Keras contestant compiled as every Keras contestant is."""
     model.compile(
         keras.optimizers.Adam(1e-3),
         "sparse_categorical_crossentropy",
@@ -76,6 +72,15 @@ def keras_simple_rnn(layers, jit_compile, steps_per_execution=1):
         steps_per_execution=steps_per_execution,
     )
     return model
+
+
+def keras_simple_rnn(layers, jit_compile, steps_per_execution=1):
+    inputs = keras.Input((None, FEATURES))
+    x = keras.layers.Masking()(inputs)
+    for i in range(layers):
+        x = keras.layers.SimpleRNN(64, return_sequences=i < layers - 1)(x)
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES, activation="softmax")(x))
+    return _compiled(model, jit_compile, steps_per_execution)
 
 
 def keras_bidirectional_last_mean(steps_per_execution):
@@ -94,14 +99,7 @@ def keras_bidirectional_last_mean(steps_per_execution):
     model = keras.Model(
         inputs, keras.layers.Dense(CLASSES, activation="softmax")(pooled)
     )
-    model.compile(
-        keras.optimizers.Adam(1e-3),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=True,
-        steps_per_execution=steps_per_execution,
-    )
-    return model
+    return _compiled(model, True, steps_per_execution)
 
 
 def ours(layers, highway, steps_per_execution=1, **kwargs):

@@ -262,14 +262,14 @@ def fit_quantization_aware(
     """
     from keras_seqrnn.quantization_aware_classifier import quantize_aware
 
-    qat = quantize_aware(model, calibration_data=sequences)
+    padded, _ = data.pad(sequences)
+    qat = quantize_aware(model, calibration_data=padded)
     qat.compile(
         keras.optimizers.Adam(plan.learning_rate / 10),
         metrics=["accuracy"],
         clip_norm=plan.clip_norm,
         label_smoothing=plan.label_smoothing,
     )
-    padded, _ = data.pad(sequences)
     qat.fit(
         padded,
         np.asarray(labels),
