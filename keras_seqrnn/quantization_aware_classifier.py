@@ -154,45 +154,11 @@ class QuantizationAwareClassifier(SequenceClassifier):
             sequences, lengths, functools.partial(self._quantize, training)
         )
 
-    def _zero_padded(self, inputs):
-        """`(inputs with zeros for padding, lengths)`: the export's inputs."""
-        inputs = tf.cast(inputs, tf.float32)
-        mask = self.compute_mask(inputs)
-        zeros = tf.zeros_like(inputs)
-        return tf.where(mask[:, :, None], inputs, zeros), (
-            self.sequence_lengths(inputs)
-        )
-
-    def _quantize(self, training, name, tensor):
-        return self._quantizers[name](tensor, training)
-
-    def _forward(self, sequences, lengths, quantize):
-        scale = shift = None
-        if self.standardization is not None:
-            scale, shift = classifier_forward.standardization_affine(
-                self.standardization
-            )
-        weights = [
-            [
-                recurrence.fuse_weights(rnn.layer_weights(i))
-                for i in range(rnn.num_layers)
-            ]
-            for rnn in self.stacks
-        ]
-        return classifier_forward.classifier_logits(
-            sequences,
-            lengths,
-            weights[0],
-            self.rnn.activation,
-            tf.convert_to_tensor(self.head.kernel),
-            tf.convert_to_tensor(self.head.bias),
-            scale,
-            shift,
-            unroll=False,
-            quantize=quantize,
-            backward_weights=weights[1] if self.bidirectional else None,
-            pooling=self.pooling,
-            frame_length=self.frame_length,
+    def stream(self, chunk, state=None, reset=None):
+        raise TypeError(
+            f"Model {self.name!r} is quantization-aware: its ranges were "
+            "learned on whole sequences. Stream the float model it was "
+            "made from."
         )
 
     def quantization_ranges(self) -> dict:

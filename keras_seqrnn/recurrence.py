@@ -15,6 +15,7 @@ Masking is arithmetic, `h + m * (h_new - h)`, rather than a select, because
 full-integer TFLite quantizes it while it rejects `select` with mixed scales.
 """
 
+import functools
 from typing import Callable
 from typing import NamedTuple
 from typing import Optional
@@ -235,6 +236,13 @@ def step(
     return h, y
 
 
+def state_name(weights: StepWeights, activation) -> str:
+    """The `quantize` name `step` gives the layer's new state `h`."""
+    if weights.time_gate:
+        return "h"
+    return "preactivation" if activation is None else "candidate"
+
+
 def output_name(weights: StepWeights, activation) -> str:
     """The `quantize` name `step` gives the layer's output `y` (unmasked).
 
@@ -243,9 +251,233 @@ def output_name(weights: StepWeights, activation) -> str:
     """
     if weights.depth_gate:
         return "y"
-    if weights.time_gate:
-        return "h"
-    return "preactivation" if activation is None else "candidate"
+    return state_name(weights, activation)
+
+
+class Stack:
+    """Stacked layers ready to run: their fused weights, quantizers and step.
+
+    The one place where stacked layers advance by a step: every model path
+    (`run_stack` for the Keras layers, `classifier_forward` for the export,
+    quantization-aware training and streaming) advances a `Stack` inside
+    `time_loop`.
+
+    Args:
+        weights: each layer's `StepWeights`, bottom first.
+        activation: the candidates' activation.
+        quantize: None, or `quantize(name, tensor)`: each layer's tensors
+            are named `f"{prefix}layer{i}/{name}"` (its weights
+            `input_kernel` and `recurrent_kernel` too), the stack's own
+            `f"{prefix}{name}"`.
+        prefix: the prefix of the stack's tensor names.
+    """
+
+    def __init__(self, weights, activation, quantize=None, prefix=""):
+        q = quantize or _identity
+        self.prefix = prefix
+        self.activation = activation
+        self.q = functools.partial(_prefixed, q, prefix)
+        self.layer_q = [
+            functools.partial(_prefixed, q, f"{prefix}layer{i}/")
+            for i in range(len(weights))
+        ]
+        if quantize is not None:
+            weights = [
+                w._replace(
+                    input_kernel=layer_q("input_kernel", w.input_kernel),
+                    recurrent_kernel=layer_q(
+                        "recurrent_kernel", w.recurrent_kernel
+                    ),
+                )
+                for w, layer_q in zip(weights, self.layer_q)
+            ]
+        self.weights = list(weights)
+        self.quantized = quantize is not None
+
+    @property
+    def units(self) -> list[int]:
+        return [w.units for w in self.weights]
+
+    def name(self, layer: int, name: str) -> str:
+        """The full `quantize` name of tensor `name` of a layer."""
+        return f"{self.prefix}layer{layer}/{name}"
+
+    def zero_states(self, batch, dtype) -> list[tf.Tensor]:
+        return [tf.zeros(tf.stack([batch, u]), dtype) for u in self.units]
+
+    def project(self, x, split=False, dropout_mask=None):
+        """The first layer's input projection of every step of `x`."""
+        if dropout_mask is not None:
+            x = x * dropout_mask[:, None, :]
+        return project_inputs(
+            x,
+            self.weights[0],
+            self.layer_q[0] if self.quantized else None,
+            split=split,
+        )
+
+    def advance(
+        self,
+        blocks,
+        states,
+        outputs=None,
+        mask=None,
+        masking="carry",
+        dropout_masks=None,
+        recurrent_dropout_masks=None,
+    ):
+        """One step of every layer, bottom to top.
+
+        Args:
+            blocks: this step's first-layer projection (`project`).
+            states: each layer's state `h`.
+            outputs: each layer's previous output `y`, which a masked step
+                of a layer with a depth gate keeps (`masking="carry"`).
+            mask: None or `(batch, 1)`, 1 for a real step.
+            masking: `"carry"`: a masked step keeps every state and output
+                (`step`); `"zero"`: it gives zero states and outputs, one
+                product (for a stack whose padding comes before all its
+                real steps, so its states are still zero there).
+            dropout_masks: None, or per layer None or a mask of its input
+                (the first layer's is applied in `project`).
+            recurrent_dropout_masks: None, or per layer None or a mask of
+                its recurrent state.
+
+        Returns:
+            `(states, outputs)`: each layer's new `h` and `y`.
+        """
+        layers = len(self.weights)
+        outputs = outputs or [None] * layers
+        dropout_masks = dropout_masks or [None] * layers
+        recurrent_dropout_masks = recurrent_dropout_masks or [None] * layers
+        new_states, new_outputs = [], []
+        layer_input = blocks
+        for i, (weights, q) in enumerate(zip(self.weights, self.layer_q)):
+            q = q if self.quantized else None
+            if i > 0:
+                below = new_outputs[-1]
+                if dropout_masks[i] is not None:
+                    below = below * dropout_masks[i]
+                layer_input = project_inputs(below, weights, q, split=True)
+            h, y = step(
+                layer_input,
+                states[i],
+                outputs[i],
+                weights,
+                self.activation,
+                mask=mask if masking == "carry" else None,
+                recurrent_dropout_mask=recurrent_dropout_masks[i],
+                quantize=q,
+            )
+            if masking == "zero" and mask is not None:
+                q = q or _identity
+                h = q("h_masked", mask * h)
+                y = q("y_masked", mask * y) if weights.depth_gate else h
+            new_states.append(h)
+            new_outputs.append(y)
+        return new_states, new_outputs
+
+    @property
+    def top(self) -> str:
+        """The `quantize` name of the top layer's output (see
+        `output_name`), which its outputs stacked over time share."""
+        top = self.weights[-1]
+        return self.name(
+            len(self.weights) - 1, output_name(top, self.activation)
+        )
+
+
+def _prefixed(quantize, prefix, name, tensor):
+    return quantize(prefix + name, tensor)
+
+
+def time_loop(
+    body,
+    sequences,
+    carried,
+    steps,
+    unroll: bool,
+    start=None,
+    collect=False,
+    time_axis: int = 0,
+):
+    """The loop over time of every model path.
+
+    Args:
+        body: `body(t, read, carried) -> (carried, output)`; `read(i, index)`
+            is step `index` of `sequences[i]` (`index` is `t`, or a step
+            computed from it such as `steps - 1 - t`); `output` is None
+            unless `collect`.
+        sequences: tensors with time on axis `time_axis`, or None.
+        carried: the initial loop state, a nest of tensors.
+        steps: the number of steps: a Python int when unrolled, else an
+            int32 scalar tensor.
+        unroll: a straight line of `steps` steps over `tf.unstack`ed
+            sequences, or a `tf.while_loop` carrying only `carried` (what
+            TFLite's `WHILE` runs) that reads each step with `gather`: a
+            slice at a loop-dependent offset has a dynamic shape, which
+            TFLite reallocates on every step.
+        start: for the loop, None (0) or the first step to run.
+        collect: False, or the shape of `output`, to stack the outputs
+            over time (an XLA loop needs it static).
+        time_axis: the time axis of `sequences` and of the stacked
+            outputs; the loop reads time-major sequences faster.
+
+    Returns:
+        `(carried, outputs)`: the final loop state, and the outputs
+        `(time, batch, ...)` stacked over time, or None.
+    """
+    if unroll:
+        unstacked = [
+            None if s is None else tf.unstack(s, axis=time_axis)
+            for s in sequences
+        ]
+
+        def read(i, index):
+            return unstacked[i][index]
+
+        outputs = []
+        for t in range(steps):
+            carried, output = body(t, read, carried)
+            outputs.append(output)
+        if collect is False:
+            return carried, None
+        if not outputs:
+            return carried, None
+        return carried, tf.stack(outputs, axis=time_axis)
+
+    def read_loop(i, index):
+        return tf.gather(sequences[i], index, axis=time_axis)
+
+    written = ()
+    if collect is not False:
+        written = (
+            tf.TensorArray(
+                _first(carried).dtype, size=steps, element_shape=collect
+            ),
+        )
+
+    def loop_body(t, carried, *written):
+        carried, output = body(t, read_loop, carried)
+        return (t + 1, carried) + tuple(o.write(t, output) for o in written)
+
+    time = steps
+    _, carried, *written = tf.while_loop(
+        lambda t, *_: t < steps,
+        loop_body,
+        (tf.constant(0) if start is None else start, carried, *written),
+        maximum_iterations=time,
+    )
+    if not written:
+        return carried, None
+    outputs = written[0].stack()
+    if time_axis:
+        outputs = tf.transpose(outputs, [1, 0, *range(2, outputs.shape.rank)])
+    return carried, outputs
+
+
+def _first(nest):
+    return tf.nest.flatten(nest)[0]
 
 
 def run_stack(
@@ -262,15 +494,14 @@ def run_stack(
     """Runs stacked layers over time, from given or zero states, in one loop.
 
     The first layer's input projection is one matrix product before the
-    loop. At each step every layer advances in turn, the next reading the
-    output of the one below at the same step, so the loop carries only the
-    states `(h, y)` of every layer and no intermediate sequence is stored
-    (for two layers of 64 units this trains a third faster than a loop per
-    layer). The loop is a `tf.while_loop`, for any length, or, unrolled, a
-    straight line of steps over `tf.unstack`ed inputs (in training under
-    XLA it compiles several times longer and runs no faster). The export
-    drives the same `step` with its own loop
-    (`keras_seqrnn.classifier_forward`).
+    loop. At each step every layer advances in turn (`Stack.advance`), the
+    next reading the output of the one below at the same step, so the loop
+    carries only the states `(h, y)` of every layer and no intermediate
+    sequence is stored (for two layers of 64 units this trains a third
+    faster than a loop per layer). The loop is `time_loop`: a
+    `tf.while_loop`, for any length, or, unrolled, a straight line of steps
+    (in training under XLA it compiles several times longer and runs no
+    faster).
 
     Args:
         inputs: `(batch, time, input_dim)` tensor; time may be dynamic.
@@ -300,98 +531,59 @@ def run_stack(
             "`unroll=True` needs a static time axis, got inputs of shape "
             f"{tuple(inputs.shape)}."
         )
+    stack = Stack(weights, activation)
     layers = len(weights)
     dropout_masks = dropout_masks or [None] * layers
-    recurrent_dropout_masks = recurrent_dropout_masks or [None] * layers
-    if dropout_masks[0] is not None:
-        inputs = inputs * dropout_masks[0][:, None, :]
-    projected = project_inputs(inputs, weights[0])
+    projected = stack.project(inputs, dropout_mask=dropout_masks[0])
     dtype = projected.dtype
     batch = tf.shape(inputs)[0]
+    zeros = stack.zero_states(batch, dtype)
+    states = zeros
+    if initial_states is not None:
+        states = [tf.cast(h, dtype) for h in initial_states]
     if mask is not None:
         # expand_dims, not [:, :, None]: TFLite has no strided slice with
         # a new axis, and this stays convertible.
-        mask = tf.expand_dims(tf.cast(mask, dtype), -1)
-
-    def advance(projected_t, mask_t, states):
-        new_states = []
-        layer_input = projected_t
-        for i, layer_weights in enumerate(weights):
-            if i > 0:
-                below = new_states[-1]
-                if dropout_masks[i] is not None:
-                    below = below * dropout_masks[i]
-                layer_input = project_inputs(below, layer_weights, split=True)
-            new_states += step(
-                layer_input,
-                states[2 * i],
-                states[2 * i + 1],
-                layer_weights,
-                activation,
-                mask=mask_t,
-                recurrent_dropout_mask=recurrent_dropout_masks[i],
-            )
-        return new_states
-
-    states = []
-    for i, w in enumerate(weights):
-        zeros = tf.zeros(tf.stack([batch, w.units]), dtype)
-        h = zeros if initial_states is None else initial_states[i]
-        states += [tf.cast(h, dtype), zeros]
-    if unroll:
-        masks = [None] * inputs.shape[1]
-        if mask is not None:
-            masks = tf.unstack(mask, axis=1)
-        outputs = []
-        for projected_t, mask_t in zip(tf.unstack(projected, axis=1), masks):
-            states = advance(projected_t, mask_t, states)
-            outputs.append(states[-1])
-        sequences = None
-        if return_sequences:
-            sequences = (
-                tf.stack(outputs, axis=1)
-                if outputs
-                else tf.zeros(tf.stack([batch, 0, weights[-1].units]), dtype)
-            )
-        return sequences, states[::2], states[-1]
-
+        mask = tf.transpose(tf.expand_dims(tf.cast(mask, dtype), -1), [1, 0, 2])
     projected = tf.transpose(projected, [1, 0, 2])
-    if mask is not None:
-        mask = tf.transpose(mask, [1, 0, 2])
-    time = tf.shape(projected)[0]
-    start, steps = tf.constant(0), time
-    if mask is not None and not return_sequences:
+    steps = inputs.shape[1] if unroll else tf.shape(projected)[0]
+    start = None
+    if mask is not None and not return_sequences and not unroll:
         # Steps before the batch's first real one and after its last change
         # nothing: skip them. A batch of sequences of similar lengths,
         # padded to a longer shape (or reversed, the padding first), then
         # costs only its own length.
         real = tf.reduce_any(mask[:, :, 0] > 0, axis=1)
-        index = tf.range(time)
+        index = tf.range(steps)
+        time = steps
         steps = tf.reduce_max(tf.where(real, index + 1, tf.zeros_like(index)))
         start = tf.minimum(
             tf.reduce_min(tf.where(real, index, tf.fill([time], time))), steps
         )
-    written = ()
-    if return_sequences:
-        written = (
-            tf.TensorArray(
-                dtype, size=time, element_shape=states[-1].shape
-            ),
-        )
 
-    def body(t, states, *written):
-        states = advance(
-            projected[t], None if mask is None else mask[t], states
+    def body(t, read, carried):
+        states, outputs = carried
+        states, outputs = stack.advance(
+            read(0, t),
+            states,
+            outputs,
+            mask=None if mask is None else read(1, t),
+            dropout_masks=[None] + list(dropout_masks[1:]),
+            recurrent_dropout_masks=recurrent_dropout_masks,
         )
-        return (t + 1, states) + tuple(o.write(t, states[-1]) for o in written)
+        return (states, outputs), outputs[-1]
 
-    _, states, *written = tf.while_loop(
-        lambda t, *_: t < steps,
+    (states, outputs), sequences = time_loop(
         body,
-        (start, states, *written),
-        maximum_iterations=time,
+        [projected, mask],
+        (states, zeros),
+        steps,
+        unroll,
+        start=start,
+        collect=zeros[-1].shape if return_sequences else False,
     )
-    sequences = None
-    if written:
-        sequences = tf.transpose(written[0].stack(), [1, 0, 2])
-    return sequences, states[::2], states[-1]
+    if return_sequences:
+        if sequences is None:
+            sequences = tf.zeros(tf.stack([0, batch, weights[-1].units]), dtype)
+        sequences = tf.transpose(sequences, [1, 0, 2])
+    return sequences, states, outputs[-1]

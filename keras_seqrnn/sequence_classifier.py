@@ -6,12 +6,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_seqrnn import classifier_forward
 from keras_seqrnn import framing
+from keras_seqrnn import recurrence
 from keras_seqrnn import training as training_lib
 from keras_seqrnn import validation
 from keras_seqrnn.highway_stacked_rnn import HighwayStackedRNN
 
 POOLINGS = ("last", "mean", "last_mean")
+# Stream state of a framed model: the steps of its partial frame.
+PENDING = "pending"
+PENDING_LENGTH = "pending_length"
 
 
 @keras.saving.register_keras_serializable(package="keras_seqrnn")
@@ -336,6 +341,199 @@ class SequenceClassifier(keras.Model):
         logits = self.compute_logits(inputs, training)
         return keras.ops.softmax(training_lib.at_least_float32(logits))
 
+    def initial_stream_state(self, batch_size: int) -> dict:
+        """The state of `batch_size` new streams, for `stream`.
+
+        Args:
+            batch_size: Positive integer, the number of streams.
+
+        Returns:
+            A dict of zero tensors: each layer's state `h{i}`, the
+            pooling's (`last`; `mean` and `frames`), and, with
+            `frame_length > 1`, `pending` (`(batch_size, frame_length - 1,
+            num_features)`, the steps of a partial frame) and
+            `pending_length`. See
+            `keras_seqrnn.classifier_forward.stream_state_shapes`.
+
+        Raises:
+            ValueError: the model is bidirectional.
+        """
+        self._check_streamable()
+        validation.check_positive_int("batch_size", batch_size)
+        shapes = classifier_forward.stream_state_shapes(
+            self.rnn.layer_units, self.pooling
+        )
+        if self.frame_length > 1:
+            shapes[PENDING] = (
+                (self.frame_length - 1, self.num_features),
+                "float32",
+            )
+            shapes[PENDING_LENGTH] = (None, "int32")
+        return {
+            name: tf.zeros(
+                [batch_size] + ([] if size is None else list(np.atleast_1d(size))),
+                dtype,
+            )
+            for name, (size, dtype) in shapes.items()
+        }
+
+    def stream(self, chunk, state=None, reset=None):
+        """Classifies streams chunk by chunk: the next steps of each stream.
+
+        The explicit-state form of a stateful RNN: the state goes in and
+        comes out, so several streams run in one batch, each resets on
+        its own, and the same state feeds the exported `stream` signature
+        (`export.to_tflite(..., stream=K)`). Keras' `stateful=True` keeps
+        one state per batch row inside the layer, resets all rows at once
+        and has no TFLite form. After each chunk the probabilities are the
+        whole-sequence model's on everything streamed so far:
+        `model(concatenated chunks)`, to float32 rounding.
+
+        Args:
+            chunk: `(batch, steps, num_features)`, the next steps of each
+                stream; a stream with fewer steps pads its row at the end
+                with `mask_value` (NaN by default, `data.pad`), and a row
+                of padding leaves its stream unchanged.
+            state: the state returned by the previous call, or None (new
+                streams, `initial_stream_state`).
+            reset: None, or `(batch,)` booleans: the streams that start
+                over with this chunk.
+
+        Returns:
+            `(probabilities, state)`: `(batch, num_classes)`, and the state
+            to pass with the next chunk.
+
+        Raises:
+            ValueError: the model is bidirectional (it reads each sequence
+                backwards from its end: train it with
+                `bidirectional=False`), or the chunk or state has another
+                shape than the model's.
+
+        Example:
+
+        ```python
+        state = None
+        for chunk in np.array_split(sequence[None], 10, axis=1):
+            probabilities, state = model.stream(chunk, state)
+        ```
+        """
+        self._check_streamable()
+        chunk = tf.convert_to_tensor(chunk, tf.float32)
+        validation.check_sequence_shape(
+            self.name, chunk.shape, self.num_features
+        )
+        batch = chunk.shape[0] if chunk.shape[0] is not None else tf.shape(chunk)[0]
+        zero = self.initial_stream_state(batch)
+        if state is None:
+            state = zero
+        self._check_stream_state(state, zero)
+        state = {name: tf.convert_to_tensor(v) for name, v in state.items()}
+        if reset is not None:
+            keep = tf.logical_not(tf.convert_to_tensor(reset, tf.bool))
+            state = {
+                name: tf.where(
+                    tf.reshape(keep, [-1] + [1] * (len(v.shape) - 1)),
+                    v,
+                    tf.zeros_like(v),
+                )
+                for name, v in state.items()
+            }
+        x, lengths = self._zero_padded(chunk)
+        pending = None
+        if self.frame_length > 1:
+            x, lengths = _after_pending(
+                x, lengths, state[PENDING], state[PENDING_LENGTH]
+            )
+        logits, new_state = self._forward(
+            x, lengths, state={
+                name: v for name, v in state.items()
+                if name not in (PENDING, PENDING_LENGTH)
+            }
+        )
+        if self.frame_length > 1:
+            pending = _pending(x, lengths, self.frame_length)
+            new_state[PENDING], new_state[PENDING_LENGTH] = pending
+        probabilities = tf.nn.softmax(training_lib.at_least_float32(logits))
+        return probabilities, new_state
+
+    def _check_streamable(self):
+        if self.bidirectional:
+            raise ValueError(
+                f"Model {self.name!r} is bidirectional: its backward stack "
+                "reads each sequence from its end, so it cannot classify a "
+                "stream before the stream ends. Train a forward-only model "
+                "(`bidirectional=False`, `seqrnn train --no-bidirectional`) "
+                "to stream."
+            )
+
+    def _check_stream_state(self, state, zero):
+        if not isinstance(state, dict) or set(state) != set(zero):
+            found = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(
+                f"Expected the stream state of model {self.name!r} "
+                f"(keys {sorted(zero)}), got {found}; pass None to start "
+                "new streams."
+            )
+        for name, value in state.items():
+            value = tf.convert_to_tensor(value)
+            expected = zero[name]
+            if (
+                value.dtype != expected.dtype
+                or value.shape[1:] != expected.shape[1:]
+                or (
+                    value.shape[0] is not None
+                    and expected.shape[0] is not None
+                    and value.shape[0] != expected.shape[0]
+                )
+            ):
+                raise ValueError(
+                    f"Stream state {name!r} has shape {tuple(value.shape)} "
+                    f"{value.dtype.name}; model {self.name!r} expects "
+                    f"{tuple(expected.shape)} {expected.dtype.name} for "
+                    "this chunk: a state from another model or batch?"
+                )
+
+    def _zero_padded(self, inputs):
+        """`(inputs with zeros for padding, lengths)`: the export's inputs."""
+        inputs = tf.cast(inputs, tf.float32)
+        mask = self.compute_mask(inputs)
+        zeros = tf.zeros_like(inputs)
+        return tf.where(mask[:, :, None], inputs, zeros), (
+            self.sequence_lengths(inputs)
+        )
+
+    def _forward(self, sequences, lengths, quantize=None, state=None):
+        """The export's forward pass on this model's weights
+        (`classifier_forward.classifier_logits`)."""
+        scale = shift = None
+        if self.standardization is not None:
+            scale, shift = classifier_forward.standardization_affine(
+                self.standardization
+            )
+        weights = [
+            [
+                recurrence.fuse_weights(rnn.layer_weights(i))
+                for i in range(rnn.num_layers)
+            ]
+            for rnn in self.stacks
+        ]
+        return classifier_forward.classifier_logits(
+            sequences,
+            lengths,
+            weights[0],
+            self.rnn.activation,
+            tf.convert_to_tensor(self.head.kernel),
+            tf.convert_to_tensor(self.head.bias),
+            scale,
+            shift,
+            unroll=False,
+            quantize=quantize,
+            backward_weights=weights[1] if self.bidirectional else None,
+            pooling=self.pooling,
+            frame_length=self.frame_length,
+            state=state,
+        )
+
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_classes)
 
@@ -486,6 +684,32 @@ class _Maximum(keras.metrics.Metric):
         # A tensor, not the variable: a variable returned from the compiled
         # step reads as its initial value.
         return keras.ops.convert_to_tensor(self.maximum)
+
+
+def _after_pending(x, lengths, pending, pending_length):
+    """Each stream's pending steps, then its chunk's real steps, packed at
+    the start of the rows: `(steps, lengths)`."""
+    steps = tf.concat([pending, x], axis=1)
+    width = tf.shape(steps)[1]
+    held = pending.shape[1]
+    position = tf.range(width)[None, :]
+    real = (position < pending_length[:, None]) | (
+        (position >= held) & (position < held + lengths[:, None])
+    )
+    order = tf.argsort(tf.where(real, position, position + width), axis=1)
+    return tf.gather(steps, order, batch_dims=1), pending_length + lengths
+
+
+def _pending(steps, lengths, frame_length):
+    """The steps after each stream's last whole frame: `(pending,
+    pending_length)`."""
+    whole = lengths // frame_length * frame_length
+    offset = tf.range(frame_length - 1)[None, :]
+    index = tf.minimum(whole[:, None] + offset, tf.shape(steps)[1] - 1)
+    left = lengths - whole
+    pending = tf.gather(steps, index, batch_dims=1)
+    pending = pending * tf.cast(offset < left[:, None], steps.dtype)[:, :, None]
+    return pending, left
 
 
 def _as_list(value):
