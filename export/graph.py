@@ -17,11 +17,14 @@ calibration.
 """
 
 import functools
+import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from export.litert_model import CHUNK
+from export.litert_model import COUNT
 from export.litert_model import LENGTHS
 from export.litert_model import PROBABILITIES
 from export.litert_model import SEQUENCES
@@ -49,13 +52,7 @@ def classifier_function(
         features)` and `lengths` int32 `(batch,)` to `{"probabilities":
         (batch, classes)}`.
     """
-    weights = _fused(frozen.layers)
-    backward_weights = None
-    if frozen.backward_layers is not None:
-        backward_weights = _fused(frozen.backward_layers)
-    activation = keras.activations.get(frozen.activation)
-    head_kernel = tf.constant(frozen.head_kernel)
-    head_bias = tf.constant(frozen.head_bias)
+    forward = _forward(frozen, unroll)
 
     @tf.function(
         input_signature=[
@@ -67,28 +64,86 @@ def classifier_function(
             tf.TensorSpec([batch_size], tf.int32, name=LENGTHS),
         ]
     )
-    def classify(sequences, lengths):
-        logits = classifier_forward.classifier_logits(
-            sequences,
-            lengths,
-            weights,
-            activation,
-            head_kernel,
-            head_bias,
-            frozen.input_scale,
-            frozen.input_shift,
-            unroll=unroll,
-            quantize=quantize,
-            backward_weights=backward_weights,
-            pooling=frozen.pooling,
-            frame_length=frozen.frame_length,
-        )
-        return {PROBABILITIES: tf.nn.softmax(logits)}
+    def serving_default(sequences, lengths):
+        # The function's name is the signature's in a file of several.
+        return {PROBABILITIES: tf.nn.softmax(forward(sequences, lengths))}
 
+    return serving_default.get_concrete_function()
+
+
+def stream_function(
+    frozen,
+    unroll: bool,
+    batch_size: int | None = None,
+    chunk_length: int | None = None,
+) -> tf.types.experimental.ConcreteFunction:
+    """One chunk of a stream as a concrete function, the `stream` signature.
+
+    Args:
+        frozen: a `FrozenModel` of a forward-only classifier.
+        unroll: whether to unroll over the chunk (needs `chunk_length`).
+        batch_size: None (any) or the static number of streams.
+        chunk_length: None (any) or the static steps of a chunk, K.
+
+    Returns:
+        A concrete function of `chunk` float32 `(batch, K, features)`,
+        `count` int32 `(batch,)` (the chunk's real steps per stream) and the
+        state tensors (`classifier_forward.stream_state_shapes`: `h0`,
+        ..., `last`, `mean`, `frames`), returning `probabilities` and the
+        new state under the same names.
+    """
+    forward = _forward(frozen, unroll)
+    shapes = classifier_forward.stream_state_shapes(
+        [int(layer.recurrent_kernel.shape[-1]) for layer in frozen.layers],
+        frozen.pooling,
+    )
+    specs = [
+        tf.TensorSpec(
+            [batch_size, chunk_length, frozen.num_features],
+            tf.float32,
+            name=CHUNK,
+        ),
+        tf.TensorSpec([batch_size], tf.int32, name=COUNT),
+    ] + [
+        tf.TensorSpec(
+            [batch_size] + ([] if size is None else [size]), dtype, name=name
+        )
+        for name, (size, dtype) in shapes.items()
+    ]
+
+    @tf.function(input_signature=specs)
+    def stream(chunk, count, *state):
+        logits, new_state = forward(
+            chunk, count, state=dict(zip(shapes, state))
+        )
+        return {PROBABILITIES: tf.nn.softmax(logits), **new_state}
+
+    return stream.get_concrete_function()
+
+
+def _forward(frozen, unroll):
+    """`classifier_logits` on the frozen weights, as constants."""
+    weights = _fused(frozen.layers)
+    backward_weights = None
+    if frozen.backward_layers is not None:
+        backward_weights = _fused(frozen.backward_layers)
     quantize = None
     if frozen.ranges:
         quantize = functools.partial(_fake_quant, frozen.ranges)
-    return classify.get_concrete_function()
+    return functools.partial(
+        classifier_forward.classifier_logits,
+        weights=weights,
+        activation=keras.activations.get(frozen.activation),
+        head_kernel=tf.constant(frozen.head_kernel),
+        head_bias=tf.constant(frozen.head_bias),
+        input_scale=frozen.input_scale,
+        input_shift=frozen.input_shift,
+        unroll=unroll,
+        quantize=quantize,
+        backward_weights=backward_weights,
+        pooling=frozen.pooling,
+        frame_length=frozen.frame_length,
+    )
 
 
 def _fused(layers):
@@ -110,30 +165,52 @@ def _fake_quant(ranges, name, tensor):
 
 
 def convert(
-    function,
+    functions,
     quantization: str | None,
     representative_data=None,
     int8_io: bool = False,
 ) -> bytes:
-    """Converts a `classifier_function` to a TFLite flatbuffer.
+    """Converts concrete functions to a TFLite flatbuffer, one signature each.
 
     Args:
-        function: the concrete function.
+        functions: signature name to concrete function: a
+            `classifier_function` as `"serving_default"` and/or a
+            `stream_function` as `"stream"`.
         quantization: None (float32), `"float16"`, `"dynamic"` (int8
             weights, float activations) or `"int8"` (full integer).
-        representative_data: for `"int8"`, an iterable of
-            `(sequences, lengths)` batches the function accepts.
+        representative_data: for `"int8"`, an iterable of `(signature,
+            inputs)`: a signature name and a dict of its inputs, such as
+            `("serving_default", {"sequences": ..., "lengths": ...})`.
         int8_io: for `"int8"`, whether `sequences` and `probabilities` are
             int8 too (else float32 at the model's edge).
 
     Returns:
         The model's bytes.
     """
+    with tempfile.TemporaryDirectory(prefix="seqrnn-graph-") as folder:
+        converter = _converter(functions, folder)
+        return _convert(
+            converter, len(functions), quantization, representative_data, int8_io
+        )
+
+
+def _converter(functions, folder):
     module = tf.Module()
-    module.classify = function
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [function], module
+    module.functions = list(functions.values())
+    if len(functions) > 1 or SIGNATURE in functions:
+        # Several functions get their (Python) names as signature keys;
+        # a lone one is always "serving_default".
+        return tf.lite.TFLiteConverter.from_concrete_functions(
+            list(functions.values()), module
+        )
+    # A lone function keeps another name only through a SavedModel.
+    tf.saved_model.save(module, folder, signatures=functions)
+    return tf.lite.TFLiteConverter.from_saved_model(
+        folder, signature_keys=list(functions)
     )
+
+
+def _convert(converter, count, quantization, representative_data, int8_io):
     # Builtin ops only: a model that would need Flex fails here, not on the
     # phone.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -145,14 +222,12 @@ def convert(
         # Without representative data the graph's fake-quantization ops
         # give every range (a quantization-aware model).
         if representative_data is not None:
-            batches = list(representative_data)
+            samples = list(representative_data)
+            several = count > 1
 
             def dataset():
-                for sequences, lengths in batches:
-                    yield {
-                        SEQUENCES: np.asarray(sequences, np.float32),
-                        LENGTHS: np.asarray(lengths, np.int32),
-                    }
+                for signature, inputs in samples:
+                    yield (signature, inputs) if several else inputs
 
             converter.representative_dataset = dataset
             # Not for quantization-aware graphs: TF 2.21 then demands a

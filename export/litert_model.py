@@ -10,11 +10,15 @@ from ai_edge_litert import compiled_model
 from ai_edge_litert import interpreter as interpreter_lib
 
 from export import model_file
+from export import stream_session
 
 SIGNATURE = "serving_default"
 SEQUENCES = "sequences"
 LENGTHS = "lengths"
 PROBABILITIES = "probabilities"
+STREAM_SIGNATURE = "stream"
+CHUNK = "chunk"
+COUNT = "count"
 ACCELERATORS = ("cpu", "gpu")
 # Rows per call for models with a dynamic batch.
 _CHUNK = 256
@@ -65,7 +69,8 @@ class LiteRTModel:
             )
         self.path = pathlib.Path(path)
         self.accelerator = accelerator
-        content = self.path.read_bytes()
+        content = self._content = self.path.read_bytes()
+        self._num_threads = num_threads
         try:
             self.metadata = model_file.read_metadata(content) or {}
         except model_file.TFLiteFileError as error:
@@ -82,7 +87,24 @@ class LiteRTModel:
                     f"{self.path}: LiteRT cannot read it ({type(error).__name__}: "
                     f"{_first_line(error)})."
                 ) from None
-            self._check_signature(signatures)
+        else:
+            self._compiled = _compile_gpu(self.path, gpu_enforce_f32)
+            signatures = self._compiled.get_signature_list()
+            self.fully_accelerated = self._compiled.is_fully_accelerated()
+        self._check_signatures(signatures)
+        self.has_whole = SIGNATURE in signatures
+        self.has_stream = STREAM_SIGNATURE in signatures
+        self.frame_length = int(self.metadata.get("frame_length") or 1)
+        if self.has_stream:
+            self._init_stream(signatures[STREAM_SIGNATURE])
+            self.batch_size = self.stream_batch_size
+            self.max_length = None
+        if self.has_whole:
+            self._init_whole()
+        self.label_names = self.metadata.get("label_names")
+
+    def _init_whole(self):
+        if self.accelerator == "cpu":
             runner = self._interpreter.get_signature_runner(SIGNATURE)
             details = runner.get_input_details()
             output = runner.get_output_details()[PROBABILITIES]
@@ -95,41 +117,86 @@ class LiteRTModel:
             self._input_shape = None
             self.fully_accelerated = True
         else:
-            self._compiled = _compile_gpu(self.path, gpu_enforce_f32)
-            self._check_signature(self._compiled.get_signature_list())
             details = self._compiled.get_input_tensor_details(SIGNATURE)
             output = self._compiled.get_output_tensor_details(SIGNATURE)[
                 PROBABILITIES
             ]
-            self.fully_accelerated = self._compiled.is_fully_accelerated()
         sequences = details[SEQUENCES]
-        shape = [int(d) for d in sequences.get("shape_signature", [])] or [
-            int(d) for d in sequences["shape"]
-        ]
+        shape = _shape(sequences)
         self.batch_size = shape[0] if shape[0] > 0 else None
         self.max_length = shape[1] if shape[1] > 0 else None
         self.num_features = shape[2]
         self.num_classes = int(output["shape"][-1])
-        self.label_names = self.metadata.get("label_names")
         self._input_quantization = _quantization(sequences)
         self._output_quantization = _quantization(output)
-        if accelerator == "gpu":
-            self._inputs = self._compiled.create_input_buffers(0)
-            self._outputs = self._compiled.create_output_buffers(0)
+        if self.accelerator == "gpu":
+            index = self._compiled.get_signature_index(SIGNATURE)
+            self._inputs = self._compiled.create_input_buffers(index)
+            self._outputs = self._compiled.create_output_buffers(index)
             self._input_names = self._compiled.get_signature_list()[SIGNATURE][
                 "inputs"
             ]
 
-    def _check_signature(self, signatures):
-        expected = {"inputs": {SEQUENCES, LENGTHS}, "outputs": {PROBABILITIES}}
-        found = signatures.get(SIGNATURE)
-        if found is None or any(
-            set(found[key]) != names for key, names in expected.items()
-        ):
+    def _init_stream(self, signature):
+        if self.accelerator == "cpu":
+            # An interpreter of its own: a signature runner holds its
+            # interpreter, which then refuses the whole-sequence path's
+            # resizing.
+            stream_interpreter = interpreter_lib.Interpreter(
+                model_content=self._content, num_threads=self._num_threads
+            )
+            self._stream_runner = stream_interpreter.get_signature_runner(
+                STREAM_SIGNATURE
+            )
+            details = self._stream_runner.get_input_details()
+            outputs = self._stream_runner.get_output_details()
+        else:
+            details = self._compiled.get_input_tensor_details(STREAM_SIGNATURE)
+            outputs = self._compiled.get_output_tensor_details(STREAM_SIGNATURE)
+            self._stream_inputs = {
+                name: self._compiled.create_input_buffer_by_name(
+                    STREAM_SIGNATURE, name
+                )
+                for name in signature["inputs"]
+            }
+            self._stream_outputs = {
+                name: self._compiled.create_output_buffer_by_name(
+                    STREAM_SIGNATURE, name
+                )
+                for name in signature["outputs"]
+            }
+        chunk = _shape(details[CHUNK])
+        self.stream_batch_size = chunk[0] if chunk[0] > 0 else None
+        self.chunk_length = chunk[1] if chunk[1] > 0 else None
+        self.num_features = chunk[2]
+        self.num_classes = int(outputs[PROBABILITIES]["shape"][-1])
+        self.state_spec = {
+            name: (tuple(_shape(details[name])[1:]), np.dtype(details[name]["dtype"]))
+            for name in signature["inputs"]
+            if name not in (CHUNK, COUNT)
+        }
+
+    def _check_signatures(self, signatures):
+        whole = {"inputs": {SEQUENCES, LENGTHS}, "outputs": {PROBABILITIES}}
+        found_whole = signatures.get(SIGNATURE)
+        found_stream = signatures.get(STREAM_SIGNATURE)
+        whole_ok = found_whole is not None and all(
+            set(found_whole[key]) == names for key, names in whole.items()
+        )
+        stream_ok = found_stream is not None and (
+            {CHUNK, COUNT} <= set(found_stream["inputs"])
+            and set(found_stream["outputs"])
+            == set(found_stream["inputs"]) - {CHUNK, COUNT} | {PROBABILITIES}
+        )
+        if (found_whole is not None and not whole_ok) or (
+            found_stream is not None and not stream_ok
+        ) or not (whole_ok or stream_ok):
             raise model_file.TFLiteFileError(
                 f"{self.path} is not a keras_seqrnn export: expected a "
                 f"{SIGNATURE!r} signature with inputs sequences, lengths and "
-                f"output probabilities, found {signatures}."
+                f"output probabilities and/or a {STREAM_SIGNATURE!r} "
+                f"signature with inputs chunk, count and the state, found "
+                f"{signatures}."
             )
 
     def predict(self, sequences, lengths=None) -> np.ndarray:
@@ -145,6 +212,8 @@ class LiteRTModel:
         padded, lengths = prepare_sequences(
             sequences, lengths, self.num_features, self.max_length
         )
+        if not self.has_whole:
+            return self.stream_predict(padded, lengths)
         rows = self.batch_size or _CHUNK
         results = []
         for start in range(0, len(padded), rows):
@@ -154,6 +223,134 @@ class LiteRTModel:
         if not results:
             return np.zeros((0, self.num_classes), np.float32)
         return np.concatenate(results)
+
+    def stream_predict(
+        self, sequences, lengths=None, chunk_lengths=None
+    ) -> np.ndarray:
+        """Class probabilities of whole sequences, streamed in chunks
+        through the `stream` signature (`stream`), `(num_sequences,
+        num_classes)`.
+
+        Args:
+            sequences, lengths: as in `predict`.
+            chunk_lengths: None (chunks of the file's `chunk_length`, or
+                whole sequences where it takes any), an int, or a list of
+                the steps pushed at a time, cycled until each sequence ends.
+        """
+        self._require_stream()
+        padded, lengths = prepare_sequences(
+            sequences, lengths, self.num_features
+        )
+        rows = self.stream_batch_size or _CHUNK
+        results = []
+        for start in range(0, len(padded), rows):
+            part = padded[start : start + rows]
+            part_lengths = lengths[start : start + rows]
+            session = self.stream(len(part))
+            sizes = _chunk_sizes(chunk_lengths, int(part_lengths.max(initial=0)))
+            position = 0
+            probabilities = session.probabilities
+            for size in sizes:
+                end = np.minimum(position + size, part_lengths)
+                begin = np.minimum(position, part_lengths)
+                probabilities = session.push(
+                    [s[b:e] for s, b, e in zip(part, begin, end)]
+                )
+                position += size
+            results.append(probabilities)
+        if not results:
+            return np.zeros((0, self.num_classes), np.float32)
+        return np.concatenate(results)
+
+    def initial_state(self, num_streams: int = 1) -> dict:
+        """The zero state of `num_streams` new streams: name to array."""
+        self._require_stream()
+        return {
+            name: np.zeros((num_streams, *shape), dtype)
+            for name, (shape, dtype) in self.state_spec.items()
+        }
+
+    def stream(self, num_streams: int = 1) -> "stream_session.StreamSession":
+        """A streaming session: push samples, get probabilities, reset.
+
+        Args:
+            num_streams: how many streams the session carries.
+
+        Returns:
+            A `StreamSession` (see `export.StreamSession`).
+        """
+        self._require_stream()
+        return stream_session.StreamSession(self, num_streams)
+
+    def stream_step(self, chunk, count, state) -> tuple[np.ndarray, dict]:
+        """One call of the `stream` signature, the state explicit.
+
+        Args:
+            chunk: `(batch, steps, num_features)` float32; `steps` is the
+                file's `chunk_length` where it has one (at most it
+                otherwise).
+            count: `(batch,)` int32, each stream's real steps in the chunk.
+            state: the state before the chunk (`initial_state`, or what the
+                previous call returned).
+
+        Returns:
+            `(probabilities, state)`. The state advances by whole frames
+            (see `export.StreamSession`, which re-feeds a partial one).
+
+        Raises:
+            ValueError: a chunk, count or state of another shape or dtype
+                (a state from another model), or a count out of range.
+        """
+        self._require_stream()
+        chunk = np.asarray(chunk, np.float32)
+        count = np.asarray(count)
+        batch = self.stream_batch_size or len(chunk)
+        steps = self.chunk_length or chunk.shape[1]
+        if chunk.ndim != 3 or chunk.shape != (batch, steps, self.num_features):
+            raise ValueError(
+                f"Expected a chunk of shape ({batch}, {steps}, "
+                f"{self.num_features}), got {chunk.shape}."
+            )
+        if count.shape != (batch,) or not np.issubdtype(count.dtype, np.integer):
+            raise ValueError(
+                f"Expected count as ({batch},) integers, got {count.dtype} "
+                f"{count.shape}."
+            )
+        if np.any(count < 0) or np.any(count > steps):
+            raise ValueError(
+                f"Each count must lie in [0, {steps}], got {count.tolist()}."
+            )
+        _check_state(state, self.state_spec, batch)
+        inputs = {CHUNK: chunk, COUNT: count.astype(np.int32), **state}
+        if self.accelerator == "cpu":
+            outputs = self._stream_runner(**inputs)
+        else:
+            for name, buffer in self._stream_inputs.items():
+                buffer.write(np.ascontiguousarray(inputs[name]))
+            self._compiled.run_by_name(
+                STREAM_SIGNATURE, self._stream_inputs, self._stream_outputs
+            )
+            outputs = {}
+            for name, buffer in self._stream_outputs.items():
+                if name == PROBABILITIES:
+                    shape, dtype = (self.num_classes,), np.float32
+                else:
+                    shape, dtype = self.state_spec[name]
+                outputs[name] = buffer.read(
+                    batch * int(np.prod(shape)), dtype
+                ).reshape(batch, *shape)
+        probabilities = np.array(outputs.pop(PROBABILITIES), np.float32)
+        return probabilities, {
+            name: np.array(outputs[name], dtype)
+            for name, (_, dtype) in self.state_spec.items()
+        }
+
+    def _require_stream(self):
+        if not self.has_stream:
+            raise ValueError(
+                f"{self.path} has no {STREAM_SIGNATURE!r} signature: export "
+                "it with `stream=K` (`seqrnn export --stream K`) to stream."
+            )
 
     def predict_labels(self, sequences, lengths=None) -> list:
         """The most probable class of each sequence, by name if the model
@@ -322,6 +519,42 @@ def prepare_sequences(sequences, lengths, num_features, max_length=None):
         )
     steps = int(lengths.max()) if len(lengths) else 0
     return padded[:, :steps], lengths.astype(np.int32)
+
+
+def _shape(details):
+    return [int(d) for d in details.get("shape_signature", [])] or [
+        int(d) for d in details["shape"]
+    ]
+
+
+def _chunk_sizes(chunk_lengths, longest):
+    """The steps of each push until `longest` steps are pushed."""
+    if chunk_lengths is None or isinstance(chunk_lengths, (int, np.integer)):
+        size = int(chunk_lengths or max(longest, 1))
+        return [size] * -(-longest // size)
+    sizes, total = [], 0
+    cycle = [int(n) for n in chunk_lengths]
+    while total < longest:
+        sizes.append(cycle[len(sizes) % len(cycle)])
+        total += sizes[-1]
+    return sizes
+
+
+def _check_state(state, spec, batch):
+    if not isinstance(state, dict) or set(state) != set(spec):
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(
+            f"Expected a stream state with keys {sorted(spec)}, got {found}: "
+            "a state from another model?"
+        )
+    for name, (shape, dtype) in spec.items():
+        value = np.asarray(state[name])
+        if value.shape != (batch, *shape) or value.dtype != dtype:
+            raise ValueError(
+                f"Stream state {name!r} has shape {value.shape} "
+                f"{value.dtype}; this model expects {(batch, *shape)} "
+                f"{np.dtype(dtype)}: a state from another model?"
+            )
 
 
 def _compile_gpu(path, enforce_f32):

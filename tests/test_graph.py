@@ -67,7 +67,7 @@ def test_loop_and_unrolled_graphs_equal_keras(model, lengths, seed):
 
 def test_converted_loop_runs_any_batch_and_length_in_litert(model, rng):
     frozen = frozen_model.freeze(model)
-    content = graph.convert(graph.classifier_function(frozen, unroll=False), None)
+    content = graph.convert({"serving_default": graph.classifier_function(frozen, unroll=False)}, None)
     from ai_edge_litert.interpreter import Interpreter
 
     runner = Interpreter(model_content=content).get_signature_runner(graph.SIGNATURE)

@@ -25,7 +25,9 @@ def models(tmp_path_factory):
         ("loop", {"unroll": False}),
         ("unrolled", {"unroll": True, "batch_size": 2, "max_length": 7}),
     ]:
-        content = graph.convert(graph.classifier_function(frozen, **kwargs), None)
+        content = graph.convert(
+            {"serving_default": graph.classifier_function(frozen, **kwargs)}, None
+        )
         paths[name] = folder / f"{name}.tflite"
         paths[name].write_bytes(
             model_file.finalize(content, {"label_names": ["no", "yes"]})

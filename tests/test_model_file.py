@@ -17,7 +17,7 @@ def unrolled_model():
     function = graph.classifier_function(
         frozen_model.freeze(model), unroll=True, batch_size=2, max_length=6
     )
-    return graph.convert(function, None)
+    return graph.convert({"serving_default": function}, None)
 
 
 def test_describe_counts_ops_dtypes_and_bytes(unrolled_model):
