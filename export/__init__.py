@@ -1,8 +1,9 @@
 """TFLite (LiteRT) export of keras_seqrnn models.
 
 `to_tflite` writes a builtin-only, optionally quantized model for the CPU,
-the GPU delegate or a phone, verified against Keras on the LiteRT runtime;
-`LiteRTModel` runs it; `quantize_aware` prepares a trained model for
+the GPU delegate or a phone, verified against Keras on the LiteRT runtime,
+with a `stream` signature on request; `LiteRTModel` runs it, and its
+`StreamSession` streams samples through it; `quantize_aware` prepares a trained model for
 quantization-aware fine-tuning before an int8 export.
 
 Importing this package does not import TensorFlow (`to_tflite`,
@@ -16,6 +17,7 @@ from export.export_config import ExportConfig
 from export.export_report import ExportReport
 from export.litert_model import LiteRTModel
 from export.model_file import TFLiteFileError
+from export.stream_session import StreamSession
 
 _NEED_TENSORFLOW = {
     "to_tflite": "export.tflite_export",
@@ -31,6 +33,7 @@ __all__ = [
     "ExportReport",
     "LiteRTModel",
     "QuantizationAwareClassifier",
+    "StreamSession",
     "TFLiteFileError",
     "UnsupportedModelError",
     "quantize_aware",

@@ -27,6 +27,9 @@ STAGES = {
     "convert": "converting the model",
     "run-cpu": "running the model on the LiteRT CPU runtime",
     "run-gpu": "running the model on the LiteRT GPU accelerator",
+    "stream-cpu": "streaming on the LiteRT CPU runtime",
+    "stream-gpu": "streaming on the LiteRT GPU accelerator",
+    "drift": "comparing a long int8 stream with the float stream",
     "latency": "timing the model on LiteRT",
 }
 
@@ -137,10 +140,18 @@ def _main(job_dir: pathlib.Path) -> None:
                 raise
             results["gpu_error"] = str(error)
             continue
+        results[f"fully_accelerated_{accelerator}"] = model.fully_accelerated
+        if model.has_stream:
+            _enter(job_dir, f"stream-{accelerator}")
+            _check_stream(
+                model, sequences, lengths, job, job_dir, results, arrays
+            )
+        if not model.has_whole:
+            continue
+        _enter(job_dir, f"run-{accelerator}")
         arrays[f"probabilities_{accelerator}"] = model.predict(
             sequences, lengths
         )
-        results[f"fully_accelerated_{accelerator}"] = model.fully_accelerated
         if job.get("latency_runs"):
             _enter(job_dir, "latency")
             longest = int(np.argmax(lengths))
@@ -155,6 +166,118 @@ def _main(job_dir: pathlib.Path) -> None:
     np.savez(job_dir / "results.npz", **arrays)
 
 
+# Streamed one step at a time and in uneven chunks: this many sequences.
+_STREAM_CHECKED = 64
+# The int8 drift check: streams of this many steps, each verification
+# sequences one after another.
+DRIFT_STEPS = 2000
+DRIFT_STREAMS = 8
+
+
+def _check_stream(model, sequences, lengths, job, job_dir, results, arrays):
+    """Streams the verification sequences through the `stream` signature
+    in chunks of K, one step at a time and in uneven chunks; for int8, a
+    long stream against the float stream (`_drift`)."""
+    from export import litert_model
+
+    accelerator = model.accelerator
+    chunk = job.get("stream") or model.chunk_length
+    few = slice(0, _STREAM_CHECKED)
+    for name, rows, sizes in (
+        ("chunk", slice(None), chunk),
+        ("one", few, 1),
+        ("uneven", few, [max(1, chunk // 2 + 1), 1, 2 * chunk - 1]),
+    ):
+        arrays[f"stream_probabilities_{accelerator}_{name}"] = (
+            model.stream_predict(sequences[rows], lengths[rows], sizes)
+        )
+    if job.get("latency_runs"):
+        state = model.initial_state(model.stream_batch_size or 1)
+        batch = len(state[next(iter(state))])
+        x = np.zeros((batch, chunk, model.num_features), np.float32)
+        count = np.full(batch, chunk, np.int32)
+        runs = job["latency_runs"]
+        if accelerator == "gpu":
+            runs = max(3, runs // 10)
+        results[f"stream_latency_{accelerator}"] = litert_model.median_seconds(
+            lambda: model.stream_step(x, count, state), runs
+        )
+    if job.get("drift") and accelerator == "cpu":
+        _enter(job_dir, "drift")
+        results["drift_cpu"] = _drift(
+            model, sequences, lengths, chunk, job, job_dir
+        )
+
+
+def _drift(model, sequences, lengths, chunk, job, job_dir):
+    """Top-1 agreement of this (int8) stream with the float stream at every
+    chunk of `DRIFT_STREAMS` streams of `DRIFT_STEPS` steps."""
+    from export import frozen_model
+    from export import graph
+
+    frozen = frozen_model.FrozenModel.load(job_dir / "frozen.npz")
+    reference = graph.stream_function(frozen, unroll=False)
+    streams = stream_inputs(
+        sequences, lengths, job.get("drift_steps", DRIFT_STEPS),
+        DRIFT_STREAMS, chunk,
+    )
+    return drift(model, reference, streams, chunk)
+
+
+def stream_inputs(sequences, lengths, steps, count, chunk, seed=0):
+    """`count` streams of `steps` steps (a multiple of `chunk`), each the
+    sequences one after another in a random order."""
+    rng = np.random.default_rng(seed)
+    steps = -(-steps // chunk) * chunk
+    real = [s[:n] for s, n in zip(sequences, lengths) if n]
+    streams = []
+    for _ in range(count):
+        parts, total = [], 0
+        while total < steps:
+            parts.append(real[rng.integers(len(real))])
+            total += len(parts[-1])
+        streams.append(np.concatenate(parts)[:steps])
+    return np.stack(streams).astype(np.float32)
+
+
+def drift(model, reference, streams, chunk) -> dict:
+    """Compares a `LiteRTModel`'s stream with a float stream function on
+    the same chunks: top-1 agreement at the end of every chunk.
+
+    Args:
+        model: a `LiteRTModel` with a stream signature.
+        reference: a `graph.stream_function` (float, any chunk length).
+        streams: `(streams, steps, features)`, `steps` a multiple of
+            `chunk`.
+        chunk: steps per call.
+
+    Returns:
+        A dict: `steps`, `streams`, `checkpoints`, `agreement` (over all
+        checkpoints and streams), `worst_checkpoint` (the lowest agreement
+        across streams at one checkpoint).
+    """
+    from export import graph
+
+    count, steps, _ = streams.shape
+    session = model.stream(count)
+    state = None
+    agreements = []
+    for start in range(0, steps, chunk):
+        part = streams[:, start : start + chunk]
+        got = session.push(list(part))
+        want, state = graph.run_stream(
+            reference, part, np.full(count, chunk, np.int32), state
+        )
+        agreements.append(np.mean(got.argmax(-1) == want.argmax(-1)))
+    return {
+        "steps": int(steps),
+        "streams": int(count),
+        "checkpoints": len(agreements),
+        "agreement": float(np.mean(agreements)),
+        "worst_checkpoint": float(np.min(agreements)),
+    }
+
+
 def _enter(job_dir, stage):
     (job_dir / "stage").write_text(stage)
 
@@ -162,23 +285,48 @@ def _enter(job_dir, stage):
 def _convert(job_dir, options):
     from export import frozen_model
     from export import graph
+    from export import litert_model
     from export import model_file
 
     frozen = frozen_model.FrozenModel.load(job_dir / "frozen.npz")
-    function = graph.classifier_function(
-        frozen,
-        unroll=options["unroll"],
-        batch_size=options["batch_size"],
-        max_length=options["max_length"],
-    )
+    functions = {}
+    if options.get("whole", True):
+        functions[litert_model.SIGNATURE] = graph.classifier_function(
+            frozen,
+            unroll=options["unroll"],
+            batch_size=options["batch_size"],
+            max_length=options["max_length"],
+        )
+    if options.get("stream"):
+        functions[litert_model.STREAM_SIGNATURE] = graph.stream_function(
+            frozen,
+            unroll=options["unroll"],
+            batch_size=options["batch_size"],
+            chunk_length=options["chunk_length"],
+        )
     representative = None
     if (job_dir / "representative.npz").exists():
         with np.load(job_dir / "representative.npz") as data:
-            representative = _batches(
-                data["sequences"], data["lengths"], options["batch_size"]
+            sequences, lengths = data["sequences"], data["lengths"]
+        representative = []
+        if litert_model.SIGNATURE in functions:
+            representative += [
+                (
+                    litert_model.SIGNATURE,
+                    {litert_model.SEQUENCES: x, litert_model.LENGTHS: n},
+                )
+                for x, n in _batches(sequences, lengths, options["batch_size"])
+            ]
+        if litert_model.STREAM_SIGNATURE in functions:
+            representative += _stream_samples(
+                graph.stream_function(frozen, unroll=False),
+                sequences,
+                lengths,
+                options["batch_size"],
+                options["stream"],
             )
     model = graph.convert(
-        function,
+        functions,
         options["quantization"],
         representative,
         int8_io=options["int8_io"],
@@ -193,6 +341,39 @@ def _batches(sequences, lengths, batch_size):
     for start in range(0, count, batch_size):
         rows = np.arange(start, start + batch_size) % count
         yield sequences[rows], lengths[rows]
+
+
+# Calibration chunks of the stream signature, at most.
+_STREAM_SAMPLES = 1024
+
+
+def _stream_samples(stream, sequences, lengths, batch_size, chunk):
+    """The stream signature's inputs as the float stream meets them: each
+    batch of sequences in chunks, with the states they lead to."""
+    from export import graph
+    from export import litert_model
+
+    samples = []
+    for x, n in _batches(sequences, lengths, batch_size):
+        state = None
+        for start in range(0, max(int(n.max()), 1), chunk):
+            part = np.zeros((len(x), chunk, x.shape[2]), np.float32)
+            piece = x[:, start : start + chunk]
+            part[:, : piece.shape[1]] = piece
+            count = np.clip(n - start, 0, chunk).astype(np.int32)
+            _, after = graph.run_stream(stream, part, count, state)
+            if state is None:
+                state = {name: np.zeros_like(v) for name, v in after.items()}
+            samples.append(
+                (
+                    litert_model.STREAM_SIGNATURE,
+                    {litert_model.CHUNK: part, litert_model.COUNT: count, **state},
+                )
+            )
+            state = after
+            if len(samples) >= _STREAM_SAMPLES:
+                return samples
+    return samples
 
 
 def main(job_dir: str) -> None:

@@ -34,6 +34,16 @@ class ExportConfig:
             `sequences` and `probabilities` at the model's edge (int8 with
             the scale and zero point stored in the model). Default:
             `"float32"`.
+        stream: None, or the chunk length K of a `stream` signature beside
+            the whole-sequence one (`export.LiteRTModel.stream`): for
+            `"gpu"` and `"mobile"` it is unrolled over K steps with a
+            static batch, so its size does not depend on the sequences'
+            length; with `max_length=None` the file holds the stream
+            signature alone and classifies sequences of any length. For
+            `"cpu"` the signature takes chunks of any length (a loop) and
+            K is the chunk its verification streams. The state is float32
+            at the file's edge, also for int8 (`io_type` must be
+            `"float32"`). Default: None.
 
     Example:
 
@@ -49,6 +59,7 @@ class ExportConfig:
     max_length: int | None = None
     batch_size: int | None = None
     io_type: str = "float32"
+    stream: int | None = None
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -73,6 +84,14 @@ class ExportConfig:
                 "io_type='int8' needs quantization='int8', got "
                 f"{self.quantization!r}."
             )
+        if self.stream is not None:
+            _check_positive("stream", self.stream)
+            if self.io_type != "float32":
+                raise ValueError(
+                    "A stream signature keeps float32 inputs and outputs "
+                    "(its state crosses calls at the file's edge); expected "
+                    f"io_type='float32' with stream, got {self.io_type!r}."
+                )
         if self.target == "cpu":
             for name in ("max_length", "batch_size"):
                 if getattr(self, name) is not None:
@@ -81,19 +100,28 @@ class ExportConfig:
                         f"expected {name}=None, got {getattr(self, name)!r}."
                     )
             return
-        if self.max_length is None:
+        if self.max_length is None and self.stream is None:
             raise ValueError(
                 f"Target {self.target!r} is unrolled over a fixed number of "
-                "steps: give max_length, the longest sequence it must take."
+                "steps: give max_length, the longest sequence it must take "
+                "(or stream=K alone, for a file that streams chunks of K "
+                "steps)."
             )
         if self.batch_size is None:
             object.__setattr__(self, "batch_size", 1)
         for name in ("max_length", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"Expected {name} to be a positive integer, got {value!r}."
-                )
+            if getattr(self, name) is not None:
+                _check_positive(name, getattr(self, name))
+
+    @property
+    def whole(self) -> bool:
+        """Whether the file has the whole-sequence signature."""
+        return self.target == "cpu" or self.max_length is not None
+
+    @property
+    def chunk_length(self) -> int | None:
+        """The stream signature's static chunk length (None: any)."""
+        return None if self.target == "cpu" else self.stream
 
     @property
     def unrolled(self) -> bool:
@@ -131,6 +159,13 @@ class ExportConfig:
                 f"{', '.join(f.name for f in dataclasses.fields(cls))}."
             )
         return cls(**{**PRESETS[name], **overrides})
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Expected {name} to be a positive integer, got {value!r}."
+        )
 
 
 PRESETS = {

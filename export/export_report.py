@@ -26,6 +26,16 @@ class ExportReport:
             `fully_accelerated`, `agreement`, `max_abs_diff` (float16
             arithmetic by default) and `latency` on the LiteRT GPU
             accelerator, or `error` when it found no GPU.
+        stream: None without a stream signature; else a dict:
+            `chunkings` (`"chunk"`: chunks of K, `"one"`: one step at a
+            time, `"uneven"`: chunks of changing sizes) to `agreement` and
+            `max_abs_diff` with Keras' whole-sequence probabilities at
+            each sequence's end, `latency` (seconds per call of one
+            chunk, if measured) and, for int8, `drift`: `steps`,
+            `streams`, `checkpoints`, `agreement` (the fraction of
+            checkpoints, every K steps of a long stream, where the int8
+            stream's top-1 class equals the float stream's) and
+            `worst_checkpoint`.
         failures: the thresholds missed (float32: max |diff| < 1e-4;
             float16 / dynamic: agreement >= 99.5 %; gpu: fully
             accelerated). Empty when the export passed.
@@ -45,6 +55,7 @@ class ExportReport:
     keras_accuracy: float | None = None
     latency: float | None = None
     gpu: dict | None = None
+    stream: dict | None = None
     failures: tuple = ()
 
     @property
@@ -65,6 +76,7 @@ class ExportReport:
             ("target", self.config.target),
             ("quantization", str(self.config.quantization or "float32")),
             ("max_length", str(self.config.max_length or "any")),
+            ("stream chunk", str(self.config.stream or "none")),
             ("batch_size", str(self.config.batch_size or "any")),
             ("size", _kib(self.size)),
             (
@@ -109,6 +121,34 @@ class ExportReport:
                     ("gpu top-1 agreement", f"{self.gpu['agreement']:.2%}"),
                     ("gpu max |dprob|", f"{self.gpu['max_abs_diff']:.2e}"),
                 ]
+        if self.stream is not None:
+            for chunking, values in self.stream["chunkings"].items():
+                rows.append(
+                    (
+                        f"stream ({chunking})",
+                        f"agreement {values['agreement']:.2%}, max |dprob| "
+                        f"{values['max_abs_diff']:.2e}",
+                    )
+                )
+            if self.stream.get("latency") is not None:
+                rows.append(
+                    (
+                        "stream latency",
+                        f"{self.stream['latency'] * 1e6:.0f} us per chunk of "
+                        f"{self.config.stream}",
+                    )
+                )
+            drift = self.stream.get("drift")
+            if drift is not None:
+                rows.append(
+                    (
+                        "int8 stream drift",
+                        f"agreement with float {drift['agreement']:.2%} over "
+                        f"{drift['checkpoints']} checkpoints of {drift['streams']} "
+                        f"streams x {drift['steps']} steps (worst "
+                        f"{drift['worst_checkpoint']:.2%})",
+                    )
+                )
         rows.append(
             ("verification", "; ".join(self.failures) or "passed")
         )

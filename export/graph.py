@@ -121,6 +121,35 @@ def stream_function(
     return stream.get_concrete_function()
 
 
+def run_stream(function, chunk, count, state=None) -> tuple:
+    """Calls a `stream_function` on NumPy arrays.
+
+    Args:
+        function: the concrete function.
+        chunk: `(batch, steps, features)`.
+        count: `(batch,)` int32.
+        state: None (new streams) or the state it returned.
+
+    Returns:
+        `(probabilities, state)` as NumPy arrays.
+    """
+    specs = function.structured_input_signature[0][2:]
+    if state is None:
+        state = {
+            spec.name: np.zeros(
+                [len(chunk)] + spec.shape.as_list()[1:], spec.dtype.as_numpy_dtype
+            )
+            for spec in specs
+        }
+    outputs = function(
+        tf.constant(chunk, tf.float32),
+        tf.constant(count, tf.int32),
+        *(tf.constant(state[spec.name]) for spec in specs),
+    )
+    outputs = {name: value.numpy() for name, value in outputs.items()}
+    return outputs.pop(PROBABILITIES), outputs
+
+
 def _forward(frozen, unroll):
     """`classifier_logits` on the frozen weights, as constants."""
     weights = _fused(frozen.layers)

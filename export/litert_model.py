@@ -87,6 +87,7 @@ class LiteRTModel:
                     f"{self.path}: LiteRT cannot read it ({type(error).__name__}: "
                     f"{_first_line(error)})."
                 ) from None
+            self.fully_accelerated = True
         else:
             self._compiled = _compile_gpu(self.path, gpu_enforce_f32)
             signatures = self._compiled.get_signature_list()
@@ -115,7 +116,6 @@ class LiteRTModel:
             }
             self._output_tensor = output["index"]
             self._input_shape = None
-            self.fully_accelerated = True
         else:
             details = self._compiled.get_input_tensor_details(SIGNATURE)
             output = self._compiled.get_output_tensor_details(SIGNATURE)[

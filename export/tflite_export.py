@@ -23,6 +23,10 @@ from keras_seqrnn.version import __version__
 logger = logging.getLogger(__name__)
 
 FLOAT32_TOLERANCE = 1e-4
+# A float32 stream against Keras' whole-sequence model.
+STREAM_FLOAT32_TOLERANCE = 1e-5
+# An int8 stream against the float stream, at every chunk of a long stream.
+MIN_STREAM_DRIFT_AGREEMENT = 0.95
 MIN_AGREEMENT = 0.995
 MIN_INT8_AGREEMENT = 0.95
 # int8 may lose at most this much of the Keras model's accuracy.
@@ -44,6 +48,7 @@ def to_tflite(
     batch_size: int | None = None,
     *,
     io_type: str | None = None,
+    stream: int | None = None,
     verification_data=None,
     latency_runs: int = 0,
     seed: int = 0,
@@ -84,6 +89,14 @@ def to_tflite(
         batch_size: the static batch size of an unrolled model. Default: 1.
         io_type: `"float32"` or, for int8 only, `"int8"` model inputs and
             outputs. Default: `"float32"`.
+        stream: None, or the chunk length K of a `stream` signature in the
+            file (see `ExportConfig`), a multiple of the model's
+            `frame_length`; the model must read forwards only. The stream
+            is verified too: every verification sequence streamed in
+            chunks of K, of 1 and of uneven sizes must end where Keras'
+            whole-sequence model does (float32: max |dprob| < 1e-5), and
+            for int8 a long stream is compared with the float stream
+            (`ExportReport.stream["drift"]`).
         verification_data: sequences to compare on, or `(sequences,
             labels)` to also report accuracy. Default: the representative
             data, else 256 random sequences.
@@ -108,7 +121,9 @@ def to_tflite(
             disagrees with Keras (`error.report` holds the report). Nothing
             is written then.
     """
-    config = _config(target, quantization, max_length, batch_size, io_type)
+    config = _config(
+        target, quantization, max_length, batch_size, io_type, stream
+    )
     path = pathlib.Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(
@@ -128,6 +143,8 @@ def to_tflite(
             "target='mobile', quantization='int8'; export the float model "
             f"for {config.name!r}."
         )
+    if config.stream is not None:
+        _check_streamable(model, frozen, config)
     if (
         config.quantization == "int8"
         and representative_data is None
@@ -177,6 +194,8 @@ def to_tflite(
         "num_features": frozen.num_features,
         "num_classes": frozen.num_classes,
         "label_names": list(frozen.label_names or []) or None,
+        "frame_length": frozen.frame_length,
+        "stream": config.stream,
     }
     with tempfile.TemporaryDirectory(prefix="seqrnn-export-") as job_dir:
         job_dir = pathlib.Path(job_dir)
@@ -196,6 +215,9 @@ def to_tflite(
             job_dir,
             {
                 "convert": {
+                    "whole": config.whole,
+                    "stream": config.stream,
+                    "chunk_length": config.chunk_length,
                     "unroll": config.unrolled,
                     "batch_size": config.batch_size,
                     "max_length": config.max_length,
@@ -206,6 +228,9 @@ def to_tflite(
                 "accelerators": ["cpu"],
                 "num_threads": 1,
                 "latency_runs": latency_runs,
+                "stream": config.stream,
+                "drift": config.stream is not None
+                and config.quantization == "int8",
             },
             timeout,
         )
@@ -218,6 +243,7 @@ def to_tflite(
                     "accelerators": ["gpu"],
                     "gpu_optional": True,
                     "latency_runs": latency_runs,
+                    "stream": config.stream,
                 },
                 timeout,
             )
@@ -230,7 +256,12 @@ def to_tflite(
             f"The converted model holds non-builtin ops {info.custom_ops}; "
             "nothing was written."
         )
-    probabilities = outputs["probabilities_cpu"]
+    probabilities = outputs.get("probabilities_cpu")
+    stream_results = None
+    if config.stream is not None:
+        stream_results = _stream_results(outputs, results, reference, "cpu")
+        if probabilities is None:
+            probabilities = outputs["stream_probabilities_cpu_chunk"]
     gpu = None
     if config.target == "gpu":
         if "gpu_error" in results:
@@ -239,9 +270,19 @@ def to_tflite(
         else:
             gpu = {
                 "fully_accelerated": results["fully_accelerated_gpu"],
-                **_compare(outputs["probabilities_gpu"], reference),
+                **_compare(
+                    outputs.get(
+                        "probabilities_gpu",
+                        outputs.get("stream_probabilities_gpu_chunk"),
+                    ),
+                    reference,
+                ),
                 "latency": results.get("latency_gpu"),
             }
+            if config.stream is not None:
+                gpu["stream"] = _stream_results(
+                    outputs, results, reference, "gpu"
+                )
     accuracy = keras_accuracy = None
     if labels is not None:
         accuracy = float(np.mean(probabilities.argmax(-1) == labels))
@@ -260,9 +301,11 @@ def to_tflite(
         keras_accuracy=keras_accuracy,
         latency=results.get("latency_cpu"),
         gpu=gpu,
+        stream=stream_results,
         failures=_failures(
             config, probabilities, reference, gpu, accuracy, keras_accuracy
-        ),
+        )
+        + _stream_failures(config, stream_results, gpu),
     )
     if not report.passed:
         raise ExportError(
@@ -275,12 +318,13 @@ def to_tflite(
     return report
 
 
-def _config(target, quantization, max_length, batch_size, io_type):
+def _config(target, quantization, max_length, batch_size, io_type, stream):
     fields = {
         "quantization": quantization,
         "max_length": max_length,
         "batch_size": batch_size,
         "io_type": io_type,
+        "stream": stream,
     }
     given = {name: value for name, value in fields.items() if value is not None}
     if isinstance(target, ExportConfig):
@@ -303,6 +347,85 @@ def _config(target, quantization, max_length, batch_size, io_type):
         f"Unknown target {target!r}; expected cpu, gpu, mobile, a preset "
         f"({', '.join(PRESETS)}) or an ExportConfig."
     )
+
+
+def _check_streamable(model, frozen, config):
+    if frozen.backward_layers is not None:
+        raise ValueError(
+            f"Model {model.name!r} is bidirectional: its backward stack reads "
+            "each sequence from its end, so it cannot stream. Train a "
+            "forward-only model (`bidirectional=False`, `seqrnn train "
+            "--no-bidirectional`) to export a stream signature."
+        )
+    if frozen.ranges:
+        raise ValueError(
+            f"Model {model.name!r} is quantization-aware: its ranges were "
+            "learned on whole sequences, not on a stream's state. Export the "
+            "float model with stream and quantization='int8' (calibrated)."
+        )
+    if config.stream % frozen.frame_length:
+        raise ValueError(
+            f"stream={config.stream} must be a multiple of the model's "
+            f"frame_length {frozen.frame_length}: a chunk holds whole frames."
+        )
+
+
+def _stream_results(outputs, results, reference, accelerator):
+    """The stream's comparisons with Keras, by chunking, and its drift."""
+    prefix = f"stream_probabilities_{accelerator}_"
+    measured = {
+        "chunkings": {
+            name[len(prefix) :]: _compare(value, reference[: len(value)])
+            for name, value in outputs.items()
+            if name.startswith(prefix)
+        },
+        "latency": results.get(f"stream_latency_{accelerator}"),
+    }
+    if f"drift_{accelerator}" in results:
+        measured["drift"] = results[f"drift_{accelerator}"]
+    return measured
+
+
+def _stream_failures(config, stream, gpu):
+    failures = []
+    sources = [("stream", stream)]
+    if gpu is not None and "stream" in gpu:
+        sources.append(("gpu stream", gpu["stream"]))
+    for label, measured in sources:
+        if measured is None:
+            continue
+        for chunking, values in measured["chunkings"].items():
+            if not np.isfinite(values["max_abs_diff"]):
+                failures.append(
+                    f"{label} ({chunking}) probabilities hold NaN or infinity"
+                )
+            elif config.quantization is None and label == "stream":
+                if not values["max_abs_diff"] < STREAM_FLOAT32_TOLERANCE:
+                    failures.append(
+                        f"{label} ({chunking}) float32 max |dprob| "
+                        f"{values['max_abs_diff']:.2e} >= "
+                        f"{STREAM_FLOAT32_TOLERANCE:.0e}"
+                    )
+            else:
+                minimum = (
+                    MIN_INT8_AGREEMENT
+                    if config.quantization == "int8"
+                    else MIN_AGREEMENT
+                )
+                if values["agreement"] < minimum:
+                    failures.append(
+                        f"{label} ({chunking}) top-1 agreement "
+                        f"{values['agreement']:.2%} < {minimum:.1%}"
+                    )
+        drift = measured.get("drift")
+        if drift is not None and drift["agreement"] < MIN_STREAM_DRIFT_AGREEMENT:
+            failures.append(
+                f"int8 stream agrees with the float stream on "
+                f"{drift['agreement']:.2%} of {drift['checkpoints']} "
+                f"checkpoints over {drift['steps']} steps < "
+                f"{MIN_STREAM_DRIFT_AGREEMENT:.0%}"
+            )
+    return tuple(failures)
 
 
 def _sample(sequences, seed):

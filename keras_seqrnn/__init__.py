@@ -13,6 +13,7 @@ from keras_seqrnn import data as data
 from keras_seqrnn import datasets as datasets
 from keras_seqrnn import recurrence as recurrence
 from keras_seqrnn import reference as reference
+from keras_seqrnn import streaming as streaming
 from keras_seqrnn.highway_stacked_rnn import (
     HighwayStackedRNN as HighwayStackedRNN,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "datasets",
     "recurrence",
     "reference",
+    "streaming",
     "training",
     "__version__",
 ]

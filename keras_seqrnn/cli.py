@@ -21,6 +21,7 @@ from keras_seqrnn import data
 from keras_seqrnn import datasets
 from keras_seqrnn import recipe
 from keras_seqrnn import saving
+from keras_seqrnn import streaming
 from keras_seqrnn import training
 from keras_seqrnn import training_plan
 from keras_seqrnn.highway_stacked_rnn import HIGHWAY_MODES
@@ -179,9 +180,22 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict", help="print the predicted label of every sequence"
     )
-    predict.add_argument("model", type=pathlib.Path, help="a .keras file")
+    predict.add_argument(
+        "model",
+        type=pathlib.Path,
+        help="a .keras file, or a .tflite file of `seqrnn export`",
+    )
     predict.add_argument(
         "file", help="a UEA/UCR .ts or UCR .tsv file (labels optional in .ts)"
+    )
+    predict.add_argument(
+        "--stream",
+        nargs="?",
+        const=1,
+        type=_positive_int,
+        metavar="K",
+        help="replay each series as a stream, K samples at a time "
+        "(default 1), and print when its prediction settles",
     )
     _add_missing_argument(predict)
     predict.set_defaults(run=_predict)
@@ -219,6 +233,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--io-type", choices=("float32", "int8"), default="float32"
+    )
+    export.add_argument(
+        "--stream",
+        type=_positive_int,
+        metavar="K",
+        help="add a `stream` signature that takes chunks of K samples "
+        "(gpu/mobile: then the file holds it alone, any length, unless "
+        "--max-length is given)",
     )
     export.add_argument(
         "--all",
@@ -703,14 +725,41 @@ def _evaluate(args, argv) -> int:
 
 
 def _predict(args, argv) -> int:
-    model = saving.load_classifier(args.model)
+    model = _load_predictor(args.model)
     dataset = datasets.load_dataset(args.file, missing=args.missing)
     _check_features(dataset, args.file, model.num_features, "the model takes")
     names = model.label_names or [str(k) for k in range(model.num_classes)]
-    padded, _ = data.pad(dataset.sequences)
-    predicted = np.argmax(model.predict(padded, verbose=0), axis=-1)
-    print("\n".join(names[k] for k in predicted))
+    if args.stream is None:
+        if isinstance(model, SequenceClassifier):
+            padded, _ = data.pad(dataset.sequences)
+            probabilities = model.predict(padded, verbose=0)
+        else:
+            probabilities = model.predict(dataset.sequences)
+        print("\n".join(names[k] for k in np.argmax(probabilities, axis=-1)))
+        return 0
+    try:
+        history = streaming.replay(model, dataset.sequences, args.stream)
+    except ValueError as error:
+        raise DataError(f"{args.model}: {error}") from None
+    for i, (sequence, steps) in enumerate(zip(dataset.sequences, history)):
+        label = names[int(steps[-1].argmax())]
+        at = min((streaming.settled(steps) + 1) * args.stream, len(sequence))
+        print(
+            f"{i}\t{label}\tsettled after {at} of {len(sequence)} samples "
+            f"({at / len(sequence):.0%}), p={steps[-1].max():.2f}"
+        )
     return 0
+
+
+def _load_predictor(path):
+    if path.suffix != ".tflite":
+        return saving.load_classifier(path)
+    import export as export_lib
+
+    try:
+        return export_lib.LiteRTModel(path)
+    except export_lib.TFLiteFileError as error:
+        raise DataError(str(error)) from None
 
 
 def _export(args, argv) -> int:
@@ -742,6 +791,8 @@ def _export_model(export_lib, args) -> int:
     }
     if not args.all:
         unrolled = args.target != "cpu"
+        if args.stream is not None and args.max_length is None:
+            max_length = None
         report = export_lib.to_tflite(
             model,
             args.out,
@@ -750,6 +801,7 @@ def _export_model(export_lib, args) -> int:
             max_length=max_length if unrolled else None,
             batch_size=args.batch_size,
             io_type=args.io_type,
+            stream=args.stream,
             latency_runs=200,
             **common,
         )
