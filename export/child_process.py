@@ -349,18 +349,23 @@ _STREAM_SAMPLES = 1024
 
 def _stream_samples(stream, sequences, lengths, batch_size, chunk):
     """The stream signature's inputs as the float stream meets them: each
-    batch of sequences in chunks, with the states they lead to."""
+    batch of sequences pushed 1, K/2 + 1 and K steps at a time in turn, so
+    that calibration sees states after every kind of chunk, not only the
+    zero state of a sequence shorter than K."""
     from export import graph
     from export import litert_model
 
+    sizes = (1, chunk // 2 + 1, chunk)
     samples = []
     for x, n in _batches(sequences, lengths, batch_size):
-        state = None
-        for start in range(0, max(int(n.max()), 1), chunk):
+        state, start, k = None, 0, 0
+        while start < max(int(n.max()), 1):
+            size = sizes[k % len(sizes)]
+            k += 1
             part = np.zeros((len(x), chunk, x.shape[2]), np.float32)
-            piece = x[:, start : start + chunk]
+            piece = x[:, start : start + size]
             part[:, : piece.shape[1]] = piece
-            count = np.clip(n - start, 0, chunk).astype(np.int32)
+            count = np.clip(n - start, 0, size).astype(np.int32)
             _, after = graph.run_stream(stream, part, count, state)
             if state is None:
                 state = {name: np.zeros_like(v) for name, v in after.items()}
@@ -370,7 +375,7 @@ def _stream_samples(stream, sequences, lengths, batch_size, chunk):
                     {litert_model.CHUNK: part, litert_model.COUNT: count, **state},
                 )
             )
-            state = after
+            state, start = after, start + size
             if len(samples) >= _STREAM_SAMPLES:
                 return samples
     return samples

@@ -154,6 +154,9 @@ class QuantizationAwareClassifier(SequenceClassifier):
             sequences, lengths, functools.partial(self._quantize, training)
         )
 
+    def _quantize(self, training, name, tensor):
+        return self._quantizers[name](tensor, training)
+
     def stream(self, chunk, state=None, reset=None):
         raise TypeError(
             f"Model {self.name!r} is quantization-aware: its ranges were "

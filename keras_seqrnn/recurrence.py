@@ -400,6 +400,7 @@ def time_loop(
     start=None,
     collect=False,
     time_axis: int = 0,
+    length=None,
 ):
     """The loop over time of every model path.
 
@@ -418,6 +419,10 @@ def time_loop(
             slice at a loop-dependent offset has a dynamic shape, which
             TFLite reallocates on every step.
         start: for the loop, None (0) or the first step to run.
+        length: for the loop, None (`steps`) or the time axis' length,
+            which bounds the iterations where `start` and `steps` skip
+            steps (XLA compiles a loop bounded by a data-dependent count
+            into one that runs a hundred times slower).
         collect: False, or the shape of `output`, to stack the outputs
             over time (an XLA loop needs it static).
         time_axis: the time axis of `sequences` and of the stacked
@@ -461,12 +466,11 @@ def time_loop(
         carried, output = body(t, read_loop, carried)
         return (t + 1, carried) + tuple(o.write(t, output) for o in written)
 
-    time = steps
     _, carried, *written = tf.while_loop(
         lambda t, *_: t < steps,
         loop_body,
         (tf.constant(0) if start is None else start, carried, *written),
-        maximum_iterations=time,
+        maximum_iterations=steps if length is None else length,
     )
     if not written:
         return carried, None
@@ -547,7 +551,7 @@ def run_stack(
         mask = tf.transpose(tf.expand_dims(tf.cast(mask, dtype), -1), [1, 0, 2])
     projected = tf.transpose(projected, [1, 0, 2])
     steps = inputs.shape[1] if unroll else tf.shape(projected)[0]
-    start = None
+    start = length = None
     if mask is not None and not return_sequences and not unroll:
         # Steps before the batch's first real one and after its last change
         # nothing: skip them. A batch of sequences of similar lengths,
@@ -555,10 +559,11 @@ def run_stack(
         # costs only its own length.
         real = tf.reduce_any(mask[:, :, 0] > 0, axis=1)
         index = tf.range(steps)
-        time = steps
+        length = steps
         steps = tf.reduce_max(tf.where(real, index + 1, tf.zeros_like(index)))
         start = tf.minimum(
-            tf.reduce_min(tf.where(real, index, tf.fill([time], time))), steps
+            tf.reduce_min(tf.where(real, index, tf.fill([length], length))),
+            steps,
         )
 
     def body(t, read, carried):
@@ -581,6 +586,7 @@ def run_stack(
         unroll,
         start=start,
         collect=zeros[-1].shape if return_sequences else False,
+        length=length,
     )
     if return_sequences:
         if sequences is None:

@@ -1,5 +1,6 @@
 import functools
 import json
+import pathlib
 import subprocess
 import sys
 import zipfile
@@ -482,3 +483,55 @@ def test_an_export_module_in_the_working_folder_is_named(tmp_path, small_model):
         f"seqrnn: error: {tmp_path / 'export.py'} shadows keras_seqrnn's "
         "export package: rename it or run from another folder."
     )
+
+
+def test_export_stream_and_predict_stream(tmp_path, capsys):
+    """A forward model exports a stream-only gpu file, and `predict
+    --stream` replays the test file through it and through Keras alike."""
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--epochs", "3", "--units", "8"]
+    argv += ["--layers", "1", "--no-bidirectional", "--pooling", "last"]
+    assert cli.main(argv) == 0
+    model = str(out / "model.keras")
+    tflite = tmp_path / "stream.tflite"
+    argv = ["export", model, "--target", "gpu", "--stream", "4"]
+    assert cli.main(argv + ["--out", str(tflite)]) == 0
+    report = capsys.readouterr().out
+    assert "max_length             any" in report
+    assert "stream chunk           4" in report
+    assert "stream (one)" in report and "verification           passed" in report
+    test = (
+        pathlib.Path(datasets.__file__).parent / "data" / "JapaneseVowels_TEST.ts"
+    )
+    lines = {}
+    for path, chunk in ((model, []), (str(tflite), []), (model, ["3"])):
+        assert cli.main(["predict", path, str(test), "--stream", *chunk]) == 0
+        lines[path, tuple(chunk)] = capsys.readouterr().out.splitlines()
+    keras_lines, tflite_lines = lines[model, ()], lines[str(tflite), ()]
+    assert len(keras_lines) == 370
+    assert keras_lines[0].startswith("0\t") and "settled after" in keras_lines[0]
+    labels = [line.split("\t")[1] for line in keras_lines]
+    assert labels == [line.split("\t")[1] for line in tflite_lines]
+    assert cli.main(["predict", model, str(test)]) == 0
+    assert capsys.readouterr().out.split() == labels
+    assert [line.split("\t")[1] for line in lines[model, ("3",)]] == labels
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading")
+def test_streaming_a_bidirectional_model_exits_1(tmp_path, capsys, small_model):
+    data_file = tmp_path / "x.ts"
+    data_file.write_text(
+        "@problemName x\n@timeStamps false\n@missing false\n@univariate false\n"
+        "@dimensions 2\n@equalLength false\n@classLabel true down up\n@data\n"
+        "1,2,3:4,5,6:up\n"
+    )
+    model = keras_seqrnn.build_classifier(2, 2, units=4, bidirectional=True)
+    model.save(tmp_path / "bi.keras")
+    argv = ["predict", str(tmp_path / "bi.keras"), str(data_file), "--stream"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "bidirectional" in err and len(err.strip().splitlines()) == 1
+    argv = ["export", str(tmp_path / "bi.keras"), "--stream", "4"]
+    assert cli.main(argv + ["--out", str(tmp_path / "m.tflite")]) == 1
+    assert "cannot stream" in capsys.readouterr().err
+    assert not (tmp_path / "m.tflite").exists()
