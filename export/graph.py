@@ -11,9 +11,13 @@ constants, so it holds only builtin ops:
 
 Padding is handled with arithmetic, which full-integer quantization accepts:
 the forward stack runs unmasked and its outputs are picked and summed from
-each sequence's length; a backward stack masks the padding it reads first. A quantization-aware model's learned ranges become
-fake-quantization ops at the same tensors, so its int8 conversion needs no
-calibration.
+each sequence's length; a backward stack masks the padding it reads first.
+A quantization-aware model's learned ranges become fake-quantization ops at
+the same tensors, so its int8 conversion needs no calibration.
+
+`stream_function` is one chunk of a stream (the `stream` signature): the
+same forward pass from an explicit state, unrolled over the chunk's K steps
+or a loop over any number.
 """
 
 import functools

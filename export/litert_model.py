@@ -363,6 +363,11 @@ class LiteRTModel:
     def latency(self, sequence, runs: int = 200, warmup: int = 20) -> float:
         """The median seconds the model takes on a batch of one sequence,
         its inputs already padded (and quantized for int8 inputs)."""
+        if not self.has_whole:
+            raise ValueError(
+                f"{self.path} holds only the stream signature: time "
+                "`stream_step` on a chunk instead."
+            )
         padded, lengths = prepare_sequences(
             [sequence], None, self.num_features, self.max_length
         )

@@ -17,8 +17,6 @@ sequence ended with the chunk, and the state after it. Both use
 `recurrence.Stack` and `recurrence.time_loop`, the layers' own driver.
 """
 
-import functools
-
 import keras
 import tensorflow as tf
 
@@ -341,7 +339,9 @@ def _pooled_features(x, lengths, stacks, pooling, unroll, q, state, committed):
 
 def _keep(stack, layer, q, m, h_new, h):
     """`h_new` where `m` is 1, else `h`; every partial sum is one of them."""
-    name = stack.name(layer, recurrence.state_name(stack.weights[layer], stack.activation))
+    name = stack.name(
+        layer, recurrence.state_name(stack.weights[layer], stack.activation)
+    )
     return q(name, q(name, m * h_new) + q(name, (1.0 - m) * h))
 
 
@@ -352,7 +352,8 @@ def _stream_pooling(stack, q, state, ends, picked, summed, dtype):
     results = []
     for i, end in enumerate(ends):
         features, pooled_state = [], {}
-        nothing = q("valid", tf.expand_dims(tf.cast(tf.equal(end, 0), dtype), -1))
+        nothing = tf.expand_dims(tf.cast(tf.equal(end, 0), dtype), -1)
+        nothing = q("valid", nothing)
         if picked:
             # The chunk's last output, or the state's where it has none.
             output = q("output", picked[i] + q("output", nothing * state[LAST]))
@@ -361,11 +362,13 @@ def _stream_pooling(stack, q, state, ends, picked, summed, dtype):
         if summed:
             frames = state[FRAMES] + end
             count = tf.cast(tf.maximum(frames, 1), dtype)
-            old = q("reciprocal", tf.expand_dims(tf.cast(state[FRAMES], dtype) / count, -1))
+            old = tf.cast(state[FRAMES], dtype) / count
+            old = q("reciprocal", tf.expand_dims(old, -1))
             new = q("reciprocal", tf.expand_dims(1.0 / count, -1))
             average = stack.q(
                 "mean",
-                stack.q("mean", state[MEAN] * old) + stack.q("mean", summed[i] * new),
+                stack.q("mean", state[MEAN] * old)
+                + stack.q("mean", summed[i] * new),
             )
             features.append(average)
             pooled_state.update({MEAN: average, FRAMES: frames})

@@ -22,9 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_seqrnn import classifier_forward
 from keras_seqrnn import data
-from keras_seqrnn import recurrence
 from keras_seqrnn.sequence_classifier import SequenceClassifier
 
 # A probe of this many steps meets every named tensor of the forward pass.
