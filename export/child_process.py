@@ -192,8 +192,8 @@ def _check_stream(model, sequences, lengths, job, job_dir, results, arrays):
             model.stream_predict(sequences[rows], lengths[rows], sizes)
         )
     if job.get("latency_runs"):
-        state = model.initial_state(model.stream_batch_size or 1)
-        batch = len(state[next(iter(state))])
+        batch = model.stream_batch_size or 1
+        state = model.initial_state(batch)
         x = np.zeros((batch, chunk, model.num_features), np.float32)
         count = np.full(batch, chunk, np.int32)
         runs = job["latency_runs"]

@@ -213,7 +213,7 @@ class LiteRTModel:
             sequences, lengths, self.num_features, self.max_length
         )
         if not self.has_whole:
-            return self.stream_predict(padded, lengths)
+            return self._stream_padded(padded, lengths, None)
         rows = self.batch_size or _CHUNK
         results = []
         for start in range(0, len(padded), rows):
@@ -241,6 +241,9 @@ class LiteRTModel:
         padded, lengths = prepare_sequences(
             sequences, lengths, self.num_features
         )
+        return self._stream_padded(padded, lengths, chunk_lengths)
+
+    def _stream_padded(self, padded, lengths, chunk_lengths):
         rows = self.stream_batch_size or _CHUNK
         results = []
         for start in range(0, len(padded), rows):

@@ -360,22 +360,27 @@ class SequenceClassifier(keras.Model):
         """
         self._check_streamable()
         validation.check_positive_int("batch_size", batch_size)
-        shapes = classifier_forward.stream_state_shapes(
+        return {
+            name: tf.zeros((batch_size, *shape), dtype)
+            for name, (shape, dtype) in self._stream_state_spec().items()
+        }
+
+    def _stream_state_spec(self) -> dict:
+        """Name to `(shape without the batch, dtype)` of the stream state."""
+        sizes = classifier_forward.stream_state_shapes(
             self.rnn.layer_units, self.pooling
         )
-        if self.frame_length > 1:
-            shapes[PENDING] = (
-                (self.frame_length - 1, self.num_features),
-                "float32",
-            )
-            shapes[PENDING_LENGTH] = (None, "int32")
-        return {
-            name: tf.zeros(
-                [batch_size] + ([] if size is None else list(np.atleast_1d(size))),
-                dtype,
-            )
-            for name, (size, dtype) in shapes.items()
+        spec = {
+            name: (() if size is None else (size,), tf.as_dtype(dtype))
+            for name, (size, dtype) in sizes.items()
         }
+        if self.frame_length > 1:
+            spec[PENDING] = (
+                (self.frame_length - 1, self.num_features),
+                tf.float32,
+            )
+            spec[PENDING_LENGTH] = ((), tf.int32)
+        return spec
 
     def stream(self, chunk, state=None, reset=None):
         """Classifies streams chunk by chunk: the next steps of each stream.
@@ -422,12 +427,16 @@ class SequenceClassifier(keras.Model):
         validation.check_sequence_shape(
             self.name, chunk.shape, self.num_features
         )
-        batch = chunk.shape[0] if chunk.shape[0] is not None else tf.shape(chunk)[0]
-        zero = self.initial_stream_state(batch)
         if state is None:
-            state = zero
-        self._check_stream_state(state, zero)
-        state = {name: tf.convert_to_tensor(v) for name, v in state.items()}
+            batch = chunk.shape[0]
+            if batch is None:
+                batch = tf.shape(chunk)[0]
+            spec = self._stream_state_spec().items()
+            state = {
+                name: tf.zeros(tf.concat([[batch], shape], 0), dtype)
+                for name, (shape, dtype) in spec
+            }
+        state = self._checked_stream_state(state, chunk.shape[0])
         if reset is not None:
             keep = tf.logical_not(tf.convert_to_tensor(reset, tf.bool))
             state = {
@@ -439,7 +448,6 @@ class SequenceClassifier(keras.Model):
                 for name, v in state.items()
             }
         x, lengths = self._zero_padded(chunk)
-        pending = None
         if self.frame_length > 1:
             x, lengths = _after_pending(
                 x, lengths, state[PENDING], state[PENDING_LENGTH]
@@ -451,8 +459,9 @@ class SequenceClassifier(keras.Model):
             }
         )
         if self.frame_length > 1:
-            pending = _pending(x, lengths, self.frame_length)
-            new_state[PENDING], new_state[PENDING_LENGTH] = pending
+            new_state[PENDING], new_state[PENDING_LENGTH] = _pending(
+                x, lengths, self.frame_length
+            )
         probabilities = tf.nn.softmax(training_lib.at_least_float32(logits))
         return probabilities, new_state
 
@@ -466,32 +475,37 @@ class SequenceClassifier(keras.Model):
                 "to stream."
             )
 
-    def _check_stream_state(self, state, zero):
-        if not isinstance(state, dict) or set(state) != set(zero):
+    def _checked_stream_state(self, state, batch):
+        """The state as tensors, checked against this model's and the
+        chunk's batch (None: unknown)."""
+        spec = self._stream_state_spec()
+        if not isinstance(state, dict) or set(state) != set(spec):
             found = sorted(state) if isinstance(state, dict) else type(state).__name__
             raise ValueError(
                 f"Expected the stream state of model {self.name!r} "
-                f"(keys {sorted(zero)}), got {found}; pass None to start "
+                f"(keys {sorted(spec)}), got {found}; pass None to start "
                 "new streams."
             )
-        for name, value in state.items():
-            value = tf.convert_to_tensor(value)
-            expected = zero[name]
+        checked = {}
+        for name, (shape, dtype) in spec.items():
+            value = tf.convert_to_tensor(state[name])
             if (
-                value.dtype != expected.dtype
-                or value.shape[1:] != expected.shape[1:]
+                value.dtype != dtype
+                or tuple(value.shape[1:]) != shape
                 or (
                     value.shape[0] is not None
-                    and expected.shape[0] is not None
-                    and value.shape[0] != expected.shape[0]
+                    and batch is not None
+                    and value.shape[0] != batch
                 )
             ):
                 raise ValueError(
                     f"Stream state {name!r} has shape {tuple(value.shape)} "
                     f"{value.dtype.name}; model {self.name!r} expects "
-                    f"{tuple(expected.shape)} {expected.dtype.name} for "
-                    "this chunk: a state from another model or batch?"
+                    f"{(batch, *shape)} {dtype.name} for this chunk: a "
+                    "state from another model or batch?"
                 )
+            checked[name] = value
+        return checked
 
     def _zero_padded(self, inputs):
         """`(inputs with zeros for padding, lengths)`: the export's inputs."""
